@@ -1,0 +1,371 @@
+"""Lab and Parent: the controller a notebook holds over a tree of real processes.
+
+    kernel (this process; threaded, never forks lab processes)
+     └─ lab root: python -m labkit.pause --subreaper --drain   (orphans come here)
+         └─ agent: python -m labkit.agent                     (forks the parents)
+             └─ parent (a policy)  └─ children
+
+The kernel starts the root with subprocess and talks to the agent over two pipes. Closing the
+lab (or leaving `with`, or the interpreter exiting, or this process dying: PR_SET_PDEATHSIG)
+makes the root kill and reap every lab process before it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from typing import NamedTuple
+
+from labkit import checks, limits
+from labkit.errors import (
+    AgentError,
+    CapacityError,
+    ForkRefused,
+    LabClosedError,
+    LabError,
+    ParentGoneError,
+)
+from labkit.observe import Recorder, Snapshot, count_lab, take_snapshot
+from labkit.parent import POLICIES
+from labkit.wire import Channel
+
+MODES = ("auto", "subreaper", "pid-namespace")
+MAX_LIFETIME = 3600.0   # every child's life is bounded: nothing of a lab outlives an hour
+START_TIMEOUT = 10.0    # seconds for the root and agent to come up (a slow Binder start)
+CLOSE_TIMEOUT = 10.0
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class ReapEvent(NamedTuple):
+    """The lab root reaped a process: its PID, exit status (or -signal) and when."""
+
+    pid: int
+    status: int
+    time: float       # time.time()
+    monotonic: float  # time.monotonic(), comparable with Snapshot.time
+
+
+class _Session:
+    """The processes and files of one lab; kept apart from Lab so a finalizer can end them."""
+
+    def __init__(self, reap: bool) -> None:
+        self.dir = tempfile.mkdtemp(prefix="labkit-")
+        self.events_path = os.path.join(self.dir, "events.jsonl")
+        self.log_path = os.path.join(self.dir, "root.log")
+        to_agent_r, to_agent_w = os.pipe()
+        from_agent_r, from_agent_w = os.pipe()
+        command = [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain",
+                   "--events", self.events_path, "--owner", str(os.getpid())]
+        if not reap:
+            command.append("--no-reap")
+        command += ["--", sys.executable, "-m", "labkit.agent",
+                    "--fds", f"{to_agent_r},{from_agent_w}"]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
+        try:
+            with open(self.log_path, "wb") as log:
+                # A new session: a terminal's Ctrl-C reaches the kernel, which closes the lab,
+                # rather than killing the root behind its back.
+                self.root = subprocess.Popen(
+                    command, pass_fds=(to_agent_r, from_agent_w), stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=log, env=env, start_new_session=True)
+        except BaseException:
+            for fd in (to_agent_r, to_agent_w, from_agent_r, from_agent_w):
+                os.close(fd)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+        os.close(to_agent_r)
+        os.close(from_agent_w)
+        self.channel = Channel(from_agent_r, to_agent_w)
+        self.closed = False
+
+    def close(self) -> int | None:
+        """Stop the root (it drains the lab), wait for it, remove our files. Idempotent."""
+        if self.closed:
+            return self.root.returncode
+        self.closed = True
+        try:
+            if self.root.poll() is None:
+                self.root.send_signal(signal.SIGTERM)
+            try:
+                self.root.wait(CLOSE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.root.kill()
+                self.root.wait()
+        finally:
+            self.channel.close()
+        return self.root.returncode
+
+    def remove_files(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def root_log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+def _finalize(session: _Session) -> None:
+    try:
+        session.close()
+    finally:
+        session.remove_files()
+
+
+class Lab:
+    """A tree of real processes under its own init (the Python pause), that cannot leak.
+
+    Use it as a context manager, or call close(); it is also closed when the interpreter exits,
+    and its root drains the lab by itself if this process dies (PR_SET_PDEATHSIG).
+    """
+
+    def __init__(self, mode: str = "auto", max_procs: int = limits.DEFAULT_MAX_PROCS,
+                 reap: bool = True) -> None:
+        mode = checks.choice(mode, "mode", MODES)
+        ceiling, why = limits.ceiling()
+        self.max_procs = checks.count(max_procs, "max_procs", low=limits.MIN_PROCS,
+                                      high=ceiling, why_high=f"on this machine now: {why}")
+        self.reap = checks.flag(reap, "reap")
+        if mode == "pid-namespace":
+            raise LabError("mode='pid-namespace' is not available in this version of labkit; "
+                           "use mode='subreaper' (or 'auto'), which works everywhere on Linux")
+        self.mode = "subreaper"  # what "auto" resolves to until PID-namespace labs exist
+        self._lock = threading.RLock()
+        self._parents: dict[int, Parent] = {}
+        self._actions: list[tuple[float, str]] = []
+        self._events: list[ReapEvent] = []
+        self._events_offset = 0
+        self._recorders: list[Recorder] = []
+        self._next_id = 0
+        self._session = _Session(self.reap)
+        self._finalizer = weakref.finalize(self, _finalize, self._session)
+        try:
+            hello = self._session.channel.receive(START_TIMEOUT)
+        except TimeoutError:
+            hello = None
+        except BaseException:
+            self._finalizer()
+            raise
+        if not hello or not hello.get("ok"):
+            log = self._session.root_log()
+            self._finalizer()
+            raise AgentError(f"the lab did not start within {START_TIMEOUT:g} s; "
+                             f"its root said: {log.strip() or '(nothing)'}")
+        self.root_pid: int = self._session.root.pid
+        self.agent_pid: int = hello["agent"]
+        self.started = time.monotonic()
+
+    # --- requests ---------------------------------------------------------------------------
+
+    def _request(self, message: dict, timeout: float = 30.0) -> dict:
+        """Send one request to the agent and wait for its reply (replies carry the request id,
+        so one abandoned by a KeyboardInterrupt is skipped, not mistaken for the next)."""
+        with self._lock:
+            self._check_open()
+            self._next_id += 1
+            message["id"] = self._next_id
+            channel = self._session.channel
+            try:
+                channel.send(message)
+                deadline = time.monotonic() + timeout
+                while True:
+                    reply = channel.receive(max(0.0, deadline - time.monotonic()))
+                    if reply is None:
+                        raise AgentError(self._died("the lab's agent"))
+                    if reply.get("id") == message["id"]:
+                        return reply
+            except TimeoutError:
+                raise AgentError(f"the lab's agent did not answer within {timeout:g} s "
+                                 f"(request {message['op']!r})") from None
+            except BrokenPipeError:
+                raise AgentError(self._died("the lab's agent")) from None
+
+    def _died(self, who: str) -> str:
+        code = self._session.root.poll()
+        if code is None:
+            return f"{who} ended unexpectedly; close the lab and start a new one"
+        return (f"{who} ended: the lab root exited with status {code}; close the lab and start "
+                f"a new one. Root's log: {self._session.root_log().strip()}")
+
+    def _check_open(self) -> None:
+        if self._session.closed:
+            raise LabClosedError("this lab is closed: its processes are gone. "
+                                 "Start a new one with labkit.Lab()")
+
+    def _note(self, label: str) -> None:
+        self._actions.append((time.monotonic(), label))
+
+    def _room_for(self, n: int) -> None:
+        """Refuse a request that would take the lab past max_procs, before anything forks."""
+        have = count_lab(self.root_pid)
+        if have + n > self.max_procs:
+            raise CapacityError(
+                f"this lab has {have} processes (zombies included) and max_procs={self.max_procs}:"
+                f" {n} more would not fit. Reap the zombies, let a parent exit, or start a lab "
+                f"with a larger max_procs (up to {limits.ceiling()[0]} on this machine)")
+
+    # --- public API -------------------------------------------------------------------------
+
+    def parent(self, policy: str = "none") -> Parent:
+        """A new lab parent that treats its children by `policy` (see labkit.parent)."""
+        policy = checks.choice(policy, "policy", POLICIES)
+        with self._lock:
+            self._check_open()
+            self._room_for(1)
+            reply = self._request({"op": "parent", "policy": policy})
+            if not reply["ok"]:
+                raise _refusal(reply, [])
+            proc = Parent(self, reply["pid"], policy)
+            self._parents[proc.pid] = proc
+            self._note(f"parent {proc.pid} ({policy})")
+            return proc
+
+    @property
+    def parents(self) -> list[Parent]:
+        return list(self._parents.values())
+
+    def snapshot(self) -> Snapshot:
+        """The lab's processes now: the root, the agent, parents, children, orphans."""
+        self._check_open()
+        roles = {self.root_pid: "root", self.agent_pid: "agent"}
+        return take_snapshot(self.root_pid, roles,
+                             [p.pid for p in self._parents.values() if p.alive])
+
+    def record(self, interval: float = 0.1) -> Recorder:
+        """A context manager that samples the lab every `interval` s; `.series` is the result."""
+        interval = checks.seconds(interval, "interval", low=0.01, high=60.0)
+        self._check_open()
+        recorder = Recorder(self.snapshot, interval, lambda: list(self._actions))
+        self._recorders.append(recorder)
+        return recorder
+
+    @property
+    def events(self) -> list[ReapEvent]:
+        """Every process the lab root has reaped so far (orphans, and the drain at close)."""
+        self._read_events()
+        return list(self._events)
+
+    def _read_events(self) -> None:
+        try:
+            with open(self._session.events_path, "rb") as f:
+                f.seek(self._events_offset)
+                data = f.read()
+        except OSError:
+            return
+        complete = data[:data.rfind(b"\n") + 1]  # a line being written is read next time
+        self._events_offset += len(complete)
+        for line in complete.splitlines():
+            e = json.loads(line)
+            self._events.append(ReapEvent(e["pid"], e["status"], e["time"], e["monotonic"]))
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    def close(self) -> None:
+        """Kill and reap every process of the lab. Idempotent."""
+        with self._lock:
+            if self._session.closed:
+                return
+            for recorder in self._recorders:
+                recorder.stop()
+            for proc in self._parents.values():
+                proc.alive = False
+            self._session.close()
+            self._read_events()
+            self._finalizer()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"root {self.root_pid}, {len(self._parents)} parents"
+        return f"<Lab mode={self.mode!r} max_procs={self.max_procs} reap={self.reap} ({state})>"
+
+
+def _refusal(reply: dict, created: list[int]) -> Exception:
+    if reply.get("gone"):
+        return ParentGoneError(reply["error"])
+    if reply.get("errno") is not None:
+        return ForkRefused(reply["errno"], reply["error"], created,
+                           "Zombies and live processes hold PIDs: reap them or let their parent "
+                           "exit, then try again")
+    return AgentError(reply.get("error", "the lab's agent refused the request"))
+
+
+class Parent:
+    """A lab parent process. Its policy decides what happens to its exited children."""
+
+    def __init__(self, lab: Lab, pid: int, policy: str) -> None:
+        self._lab = lab
+        self.pid = pid
+        self.policy = policy
+        self.alive = True
+
+    def _check(self) -> None:
+        self._lab._check_open()
+        if not self.alive:
+            raise ParentGoneError(f"parent {self.pid} has exited; make a new one with "
+                                  "lab.parent()")
+
+    def fork(self, n: int = 1, lifetime: float = 0.0) -> list[int]:
+        """Fork n children that each exit after `lifetime` seconds; returns their PIDs."""
+        lab = self._lab
+        n = checks.count(n, "n (the number of children)", high=lab.max_procs,
+                         why_high="(the lab's max_procs)")
+        lifetime = checks.seconds(lifetime, "lifetime", high=MAX_LIFETIME)
+        with lab._lock:
+            self._check()
+            if n == 0:
+                return []
+            lab._room_for(n)
+            reply = lab._request({"op": "fork", "parent": self.pid, "n": n,
+                                  "lifetime": lifetime}, timeout=30.0 + n * 0.01)
+            lab._note(f"fork {n}")
+            if not reply["ok"]:
+                if reply.get("gone"):
+                    self.alive = False
+                raise _refusal(reply, reply.get("pids", []))
+            return reply["pids"]
+
+    def reap(self) -> int:
+        """The parent calls waitpid for every exited child now; returns how many it reaped."""
+        lab = self._lab
+        with lab._lock:
+            self._check()
+            reply = lab._request({"op": "reap", "parent": self.pid})
+            if not reply["ok"]:
+                if reply.get("gone"):
+                    self.alive = False
+                raise _refusal(reply, [])
+            lab._note(f"reap {reply['reaped']}")
+            return reply["reaped"]
+
+    def exit(self) -> None:
+        """The parent exits: its children are orphans, adopted by the lab root."""
+        lab = self._lab
+        with lab._lock:
+            self._check()
+            lab._request({"op": "exit", "parent": self.pid})
+            self.alive = False
+            lab._note(f"parent {self.pid} exits")
+
+    def children(self) -> list[int]:
+        """PIDs of this parent's children now (zombies included)."""
+        return [p.pid for p in self._lab.snapshot().children(self.pid)]
+
+    def __repr__(self) -> str:
+        return f"<Parent {self.pid} policy={self.policy!r}{'' if self.alive else ' (exited)'}>"

@@ -1,0 +1,283 @@
+"""Reading the process table: Snapshot (one moment), Series and Recorder (over time).
+
+Observation only: nothing here creates or signals a process. The lab's part of the table is read
+straight from /proc/PID/stat (one read per process), which is what psutil reads too, without its
+per-process object overhead; psutil stays the reference (tests check that both agree) and gives
+the state names used everywhere: "zombie", "sleeping", "running", ...
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import psutil
+
+from labkit import linux
+
+# /proc/PID/stat state letters (proc(5)) to the names psutil gives them on Linux (a test checks
+# this table against psutil's own).
+STATES = {
+    "R": "running", "S": "sleeping", "D": "disk-sleep", "T": "stopped", "t": "tracing-stop",
+    "Z": "zombie", "X": "dead", "x": "dead", "K": "wake-kill", "W": "waking", "I": "idle",
+    "P": "parked",
+}
+ZOMBIE = psutil.STATUS_ZOMBIE
+
+ROLES = ("root", "agent", "parent", "child", "orphan", "descendant")
+
+
+class Proc(NamedTuple):
+    """One process of the lab, as the kernel reported it at the snapshot's moment."""
+
+    pid: int          # PID on the host
+    ppid: int         # parent's PID on the host
+    state: str        # psutil's name: "zombie", "sleeping", ...
+    role: str         # root, agent, parent, child, orphan (adopted by the root), descendant
+    name: str         # comm: lab-child, lab-parent, ...
+    ns_pid: int       # PID inside the lab's PID namespace (the host PID in subreaper mode)
+
+
+def read_table() -> dict[int, tuple[int, str, str]]:
+    """Every process on the machine: pid -> (ppid, state letter, comm), from /proc/PID/stat."""
+    table = {}
+    opened = os.open
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            fd = opened(f"/proc/{name}/stat", os.O_RDONLY)
+        except OSError:
+            continue  # exited since listdir, or hidden from us
+        try:
+            data = os.read(fd, 1024)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+        # comm is in parentheses and may contain ') ': fields resume after the last ')'.
+        rpar = data.rfind(b")")
+        end = data.find(b" ", rpar + 4)
+        table[int(name)] = (int(data[rpar + 4:end]), chr(data[rpar + 2]),
+                            data[data.find(b"(") + 1:rpar].decode(errors="replace"))
+    return table
+
+
+def lab_pids(table: dict[int, tuple[int, str, str]], root: int) -> list[int]:
+    """The root and its descendants, parents before children."""
+    if root not in table:
+        return []
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    order = [root]
+    for pid in order:  # grows while we walk it: a breadth-first walk
+        order.extend(sorted(children.get(pid, ())))
+    return order
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The lab's processes at one moment."""
+
+    procs: tuple[Proc, ...]
+    root_pid: int
+    time: float = field(default_factory=time.monotonic)  # time.monotonic() when taken
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many processes are in each state (psutil's names)."""
+        return dict(Counter(p.state for p in self.procs))
+
+    @property
+    def zombies(self) -> list[Proc]:
+        return [p for p in self.procs if p.state == ZOMBIE]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def __len__(self) -> int:
+        return len(self.procs)
+
+    def by_pid(self, pid: int) -> Proc | None:
+        return next((p for p in self.procs if p.pid == pid), None)
+
+    def children(self, pid: int) -> list[Proc]:
+        return [p for p in self.procs if p.ppid == pid]
+
+    def tree(self, limit: int = 12) -> str:
+        """pstree-like text: PID, name, [role], state; at most `limit` children shown per parent."""
+        lines: list[str] = []
+        kids: dict[int, list[Proc]] = {}
+        for p in self.procs:
+            kids.setdefault(p.ppid, []).append(p)
+
+        def walk(proc: Proc, prefix: str, last: bool, top: bool) -> None:
+            branch = "" if top else ("└─ " if last else "├─ ")
+            lines.append(f"{prefix}{branch}{_label(proc)}")
+            below = kids.get(proc.pid, [])
+            deeper = prefix if top else prefix + ("   " if last else "│  ")
+            shown = below if len(below) <= limit else below[:limit - 1]
+            for i, child in enumerate(shown):
+                walk(child, deeper, i == len(below) - 1, False)
+            if len(shown) < len(below):
+                rest = below[len(shown):]
+                states = ", ".join(f"{n} {s}" for s, n in Counter(p.state for p in rest).items())
+                lines.append(f"{deeper}└─ … {len(rest)} more ({states})")
+
+        root = self.by_pid(self.root_pid)
+        if root is not None:
+            walk(root, "", True, True)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.counts.items()))
+        return f"Snapshot of {len(self.procs)} lab processes ({counts})"
+
+
+def _label(p: Proc) -> str:
+    ns = f" (pid {p.ns_pid} inside)" if p.ns_pid != p.pid else ""
+    return f"{p.pid}{ns} {p.name} [{p.role}] {p.state}"
+
+
+def take_snapshot(root: int, roles: dict[int, str], parents: Iterable[int] = ()) -> Snapshot:
+    """Snapshot of `root` and its descendants; `roles` names the lab's known processes."""
+    now = time.monotonic()
+    table = read_table()
+    parents = set(parents)
+    procs = []
+    for pid in lab_pids(table, root):
+        ppid, letter, name = table[pid]
+        role = roles.get(pid) or ("parent" if pid in parents else
+                                  "child" if ppid in parents else
+                                  "orphan" if ppid == root else "descendant")
+        procs.append(Proc(pid, ppid, STATES.get(letter, letter), role, name, pid))
+    return Snapshot(tuple(procs), root, now)
+
+
+def count_lab(root: int) -> int:
+    """How many processes the lab has now (the root included)."""
+    return len(lab_pids(read_table(), root))
+
+
+@dataclass
+class Series:
+    """The lab's process table over time: one entry per sample in every list.
+
+    `times` are seconds since recording started (strictly increasing); `counts` maps a state to
+    the number of lab processes in it at each sample; `total` is the lab's size; `pids_in_use`
+    the machine's tasks (each holds a PID, of `pid_max`); `marks` are (time, label) of the lab's
+    actions during the recording (fork, reap, parent exit).
+    """
+
+    times: list[float] = field(default_factory=list)
+    counts: dict[str, list[int]] = field(default_factory=dict)
+    total: list[int] = field(default_factory=list)
+    pids_in_use: list[int] = field(default_factory=list)
+    marks: list[tuple[float, str]] = field(default_factory=list)
+    start: float = 0.0  # time.monotonic() of the first sample
+
+    def add(self, snap: Snapshot, pids_in_use: int) -> None:
+        if not self.times:
+            self.start = snap.time
+        t = snap.time - self.start
+        if self.times and t <= self.times[-1]:
+            t = math.nextafter(self.times[-1], math.inf)
+        self.times.append(t)
+        counts = snap.counts
+        for state in counts:
+            if state not in self.counts:
+                self.counts[state] = [0] * (len(self.times) - 1)
+        for state, values in self.counts.items():
+            values.append(counts.get(state, 0))
+        self.total.append(len(snap))
+        self.pids_in_use.append(pids_in_use)
+
+    def state(self, name: str) -> list[int]:
+        """The counts of one state at every sample (zeros where it never occurred)."""
+        return self.counts.get(name, [0] * len(self.times))
+
+    @property
+    def zombies(self) -> list[int]:
+        return self.state(ZOMBIE)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def to_dict(self) -> dict:
+        return {"times": self.times, "counts": self.counts, "total": self.total,
+                "pids_in_use": self.pids_in_use, "marks": self.marks}
+
+
+class Recorder:
+    """Samples a lab in a background thread (observation only: threads never fork here).
+
+    Use as a context manager; `.series` grows while it runs and is complete after exit.
+    """
+
+    def __init__(self, sample, interval: float, marks=None) -> None:
+        self._sample = sample  # () -> Snapshot
+        self._marks = marks    # () -> list of (monotonic time, label)
+        self.interval = interval
+        self.series = Series()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Recorder:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("this recorder has already been started")
+        self._take()
+        self._thread = threading.Thread(target=self._run, name="labkit-recorder", daemon=True)
+        self._thread.start()
+
+    def _take(self) -> None:
+        try:
+            snap = self._sample()
+        except Exception:  # the lab closed under us: the series simply ends
+            self._stop.set()
+            return
+        with self._lock:
+            self.series.add(snap, linux.tasks_in_use())
+
+    def _run(self) -> None:
+        next_at = time.monotonic() + self.interval
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            self._take()
+            next_at = max(next_at + self.interval, time.monotonic())
+
+    def stop(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.set()
+            return
+        self._stop.set()
+        self._thread.join()
+        self._take_final()
+
+    def _take_final(self) -> None:
+        self._stop.clear()
+        self._take()
+        self._stop.set()
+        if self._marks is not None:
+            start = self.series.start
+            end = start + (self.series.times[-1] if self.series.times else 0.0)
+            self.series.marks = [(t - start, label) for t, label in self._marks()
+                                 if start <= t <= end]
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()

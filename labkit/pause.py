@@ -1,0 +1,306 @@
+"""pause.py: the Kubernetes pause container's init, ported from the seed's pause.c.
+
+    python -m labkit.pause [-v] [--subreaper] [--no-reap] [--events PATH|fd:N]
+                           [--drain] [--owner PID] [-- COMMAND [ARG...]]
+
+With no option it behaves as pause.c: warn when not PID 1, reap every exited child, exit 0 with
+psignal's message on SIGINT/SIGTERM, and otherwise sleep without using the CPU. The options are
+the lab's (all off by default):
+
+  --subreaper      become the reaper of orphaned descendants (prctl(2) PR_SET_CHILD_SUBREAPER),
+                   so orphans come here instead of to PID 1.
+  --no-reap        the broken init: never reap (zombies stay, to show why reaping matters).
+                   Only COMMAND, and everything at --drain, is still reaped.
+  --events DEST    one JSON line per reaped child: pid, status (exit code, or -signal), time.
+  --drain          on stop, kill every descendant and reap until none is left, then exit. A
+                   subreaper that simply exits would hand its descendants to the next reaper up.
+  --owner PID      stop (and drain) when process PID, our parent, dies (PR_SET_PDEATHSIG).
+  -- COMMAND       start one child, as tini does; pause exits when it exits, with its status.
+
+Standard library only, single-threaded: an init must start in milliseconds and must not fork
+from a threaded process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+from labkit import __version__, linux
+
+USAGE = (
+    "usage: python -m labkit.pause [-v] [--subreaper] [--no-reap] [--events PATH|fd:N]\n"
+    "                              [--drain] [--owner PID] [-- COMMAND [ARG...]]\n"
+)
+
+# Exit codes. 0-3 and 42 are pause.c's; the rest are ours, one per cause (tini's habit).
+EXIT_SIGINT_SETUP, EXIT_SIGTERM_SETUP, EXIT_SIGCHLD_SETUP = 1, 2, 3
+EXIT_LOOP_ENDED = 42
+EXIT_USAGE = 64
+EXIT_SUBREAPER = 65
+EXIT_EVENTS = 66
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+DRAIN_SECONDS = 10.0  # a D-state process can outlive SIGKILL for a while; we do not wait forever
+
+
+class Options:
+    version = False
+    subreaper = False
+    reap = True
+    events: str | None = None
+    drain = False
+    owner: int | None = None
+    command: list[str] = []
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_args(argv: list[str]) -> Options:
+    opts = Options()
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, opts.command = argv[:cut], argv[cut + 1:]
+        if not opts.command:
+            raise UsageError("'--' must be followed by a command to run")
+    # pause.c answers -v/-V anywhere before anything else (newer versions print their version).
+    if any(arg.lower() == "-v" for arg in argv):
+        opts.version = True
+        return opts
+    args = iter(argv)
+    for arg in args:
+        if arg == "--subreaper":
+            opts.subreaper = True
+        elif arg == "--no-reap":
+            opts.reap = False
+        elif arg == "--drain":
+            opts.drain = True
+        elif arg in ("--events", "--owner"):
+            value = next(args, None)
+            if value is None:
+                raise UsageError(f"{arg} needs a value")
+            if arg == "--events":
+                opts.events = value
+            elif value.isdigit() and int(value) > 0:
+                opts.owner = int(value)
+            else:
+                raise UsageError(f"--owner needs a PID (a positive integer), not {value!r}")
+        else:
+            raise UsageError(f"unknown argument {arg!r}")
+    return opts
+
+
+def open_events(dest: str) -> int:
+    """An fd for reap events: "fd:N" is an inherited descriptor, anything else a file to append."""
+    if dest.startswith("fd:"):
+        fd = int(dest[3:])
+        os.fstat(fd)  # EBADF now, not at the first reap
+        return fd
+    return os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+class Pause:
+    """The init's state: what it reaps, where it reports, the child it started."""
+
+    def __init__(self, opts: Options, events_fd: int | None) -> None:
+        self.opts = opts
+        self.events_fd = events_fd
+        self.child: int | None = None
+        self.child_status: int | None = None
+
+    def report(self, reaped: list[tuple[int, int]]) -> None:
+        if self.events_fd is None or not reaped:
+            return
+        now, mono = time.time(), time.monotonic()
+        lines = "".join(
+            json.dumps({"pid": pid, "status": os.waitstatus_to_exitcode(status),
+                        "time": now, "monotonic": mono}) + "\n"
+            for pid, status in reaped)
+        try:
+            os.write(self.events_fd, lines.encode())
+        except OSError:
+            pass  # a reader that went away must not stop the init from reaping
+
+    def reap(self) -> None:
+        """pause.c's sigreap: waitpid(-1, WNOHANG) until nothing is left.
+
+        Signals coalesce: while SIGCHLD is pending, more exits add nothing, so one signal may
+        stand for many children (signal(7)). Only a loop empties the table.
+        """
+        if not self.opts.reap:
+            self.reap_child_only()
+            return
+        reaped = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            reaped.append((pid, status))
+            self.note_child(pid, status)
+        self.report(reaped)
+
+    def reap_child_only(self) -> None:
+        if self.child is None or self.child_status is not None:
+            return
+        try:
+            pid, status = os.waitpid(self.child, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            self.note_child(pid, status)
+            self.report([(pid, status)])
+
+    def note_child(self, pid: int, status: int) -> None:
+        if pid == self.child:
+            self.child_status = status
+
+    def drain(self) -> None:
+        """Kill every descendant and reap until none is left.
+
+        The child command runs in its own process group, and a group kill cannot be outrun by
+        fork (the kernel makes a forking member take the pending signal first), so one killpg
+        ends the agent, the parents and their children. Whatever left the group (setsid) is
+        found by its PPID chain in /proc: with --subreaper every orphan comes back to us.
+        """
+        if self.child is not None:
+            try:
+                os.killpg(self.child, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.opts.reap = True
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while True:
+            self.reap()
+            left = linux.descendants(os.getpid())
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                print(f"pause: could not drain {len(left)} processes: {left[:10]}",
+                      file=sys.stderr, flush=True)
+                return
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            signal.sigtimedwait([signal.SIGCHLD], 0.05)
+
+    def spawn(self, command: list[str]) -> int:
+        """Start COMMAND with the signals we block unblocked again (it must get them normally)."""
+        try:
+            self.child = os.posix_spawnp(
+                command[0], command, os.environ,
+                setsigmask=(), setpgroup=0 if self.opts.drain else None)
+        except FileNotFoundError:
+            print(f"pause: cannot run {command[0]!r}: not found", file=sys.stderr, flush=True)
+            return EXIT_NOT_FOUND
+        except PermissionError:
+            print(f"pause: cannot run {command[0]!r}: permission denied",
+                  file=sys.stderr, flush=True)
+            return EXIT_NOT_EXECUTABLE
+        # The child has what it needs; our copies of inherited descriptors would only keep pipes
+        # open after it dies (the lab's owner would then never see EOF).
+        keep = self.events_fd if self.events_fd is not None else 2
+        os.closerange(3, max(3, keep))
+        os.closerange(max(3, keep + 1), 65536)
+        return 0
+
+    def stop(self) -> int:
+        if self.opts.drain:
+            self.drain()
+        return 0
+
+    def child_exit_code(self) -> int:
+        code = os.waitstatus_to_exitcode(self.child_status)
+        return code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
+
+
+WAITED = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
+
+
+def block_signals() -> int:
+    """Block the signals we wait for, one by one with pause.c's exit codes (1, 2, 3).
+
+    A blocked signal stays pending until sigwaitinfo takes it: nothing is lost between setup
+    steps, and there is no window between checking and sleeping (signal.pause() has one). A
+    blocked signal is queued even for PID 1 of a namespace, which otherwise drops signals it has
+    no handler for (pid_namespaces(7)).
+    """
+    codes = (EXIT_SIGINT_SETUP, EXIT_SIGTERM_SETUP, EXIT_SIGCHLD_SETUP)
+    for code, signo in zip(codes, WAITED, strict=True):
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signo})
+            # SIGCHLD may arrive as SIG_IGN across exec, which makes the kernel auto-reap and
+            # hide exits from us; take the defaults back (pause.c installs handlers instead).
+            signal.signal(signo, signal.SIG_DFL)
+        except (OSError, ValueError):
+            return code
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        opts = parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        sys.stderr.write(f"pause: {exc}\n{USAGE}")
+        return EXIT_USAGE
+    if opts.version:
+        print(f"pause.py {__version__}", flush=True)
+        return 0
+    if os.getpid() != 1:
+        # Not an error because pause sees use outside of infra containers.
+        print("Warning: pause should be the first process", file=sys.stderr, flush=True)
+    code = block_signals()
+    if code:
+        return code
+    linux.set_name("pause")  # what ps shows, as for the C pause
+    if opts.subreaper:
+        try:
+            linux.set_child_subreaper()
+        except OSError as exc:
+            print(f"pause: cannot become a subreaper: {exc}", file=sys.stderr, flush=True)
+            return EXIT_SUBREAPER
+    try:
+        events_fd = open_events(opts.events) if opts.events else None
+    except (OSError, ValueError) as exc:
+        print(f"pause: cannot write events to {opts.events!r}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_EVENTS
+    init = Pause(opts, events_fd)
+    if opts.owner is not None:
+        linux.set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != opts.owner:  # the owner died before we asked to be told
+            return init.stop()
+    if opts.command:
+        code = init.spawn(opts.command)
+        if code:
+            return code
+    return serve(init)
+
+
+def serve(init: Pause) -> int:
+    while True:
+        info = signal.sigwaitinfo(WAITED)
+        if info.si_signo == signal.SIGCHLD:
+            init.reap()
+            if init.child_status is not None:
+                init.stop()
+                return init.child_exit_code()
+            continue
+        print(f"Shutting down, got signal: {signal.strsignal(info.si_signo)}",
+              file=sys.stderr, flush=True)
+        return init.stop()
+    print("Error: infinite loop terminated", file=sys.stderr, flush=True)  # pause.c's last words
+    return EXIT_LOOP_ENDED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

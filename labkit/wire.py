@@ -1,0 +1,46 @@
+"""The line protocol between the kernel, the agent and the lab parents: one JSON object per line.
+
+Standard library only. Pipes, not sockets: a pipe's reader sees EOF when every writer is gone,
+which is how each side learns that the other died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+
+
+class Channel:
+    """A pair of pipe ends: read requests or replies line by line, write them whole."""
+
+    def __init__(self, rfd: int, wfd: int) -> None:
+        self.rfd, self.wfd = rfd, wfd
+        self._buf = b""
+
+    def send(self, message: dict) -> None:
+        data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        while data:
+            data = data[os.write(self.wfd, data):]
+
+    def has_line(self) -> bool:
+        return b"\n" in self._buf
+
+    def receive(self, timeout: float | None = None) -> dict | None:
+        """The next message, None at EOF; TimeoutError if none arrives within `timeout` s."""
+        while b"\n" not in self._buf:
+            if timeout is not None and not select.select([self.rfd], [], [], timeout)[0]:
+                raise TimeoutError
+            chunk = os.read(self.rfd, 1 << 16)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def close(self) -> None:
+        for fd in {self.rfd, self.wfd}:
+            try:
+                os.close(fd)
+            except OSError:
+                pass

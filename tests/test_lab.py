@@ -1,0 +1,272 @@
+"""The lab engine on real processes: policies, orphans, reaping, snapshots, recording."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import psutil
+import pytest
+from conftest import wait_until
+
+import labkit
+from labkit import observe
+
+
+def ps_zombies_of(ppid: int) -> int:
+    """Zombies among ppid's children, as `ps` reports them."""
+    out = subprocess.run(["ps", "-o", "stat=", "--ppid", str(ppid)],
+                         capture_output=True, text=True).stdout
+    return sum(1 for line in out.split() if line.startswith("Z"))
+
+
+def alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
+
+
+@pytest.fixture
+def lab():
+    with labkit.Lab() as lab:
+        yield lab
+
+
+def test_lab_starts_as_a_subreaper_tree(lab):
+    snap = lab.snapshot()
+    assert lab.mode == "subreaper"
+    assert [p.role for p in snap.procs] == ["root", "agent"]
+    root, agent = snap.procs
+    assert root.pid == lab.root_pid and root.name == "pause"
+    assert agent.ppid == lab.root_pid and agent.name == "lab-agent"
+    assert psutil.Process(lab.root_pid).ppid() == os.getpid()
+
+
+def test_a_parent_that_never_waits_keeps_every_child_as_a_zombie(lab):
+    parent = lab.parent(policy="none")
+    pids = parent.fork(200)
+    assert len(set(pids)) == 200
+    assert wait_until(lambda: len(lab.snapshot().zombies) == 200, 5), "200 zombies never appeared"
+    snap = lab.snapshot()
+    assert sorted(z.pid for z in snap.zombies) == sorted(pids)
+    assert all(z.ppid == parent.pid and z.role == "child" for z in snap.zombies)
+    assert ps_zombies_of(parent.pid) == 200
+    assert parent.reap() == 200
+    assert parent.reap() == 0
+    assert lab.snapshot().zombies == []
+    assert ps_zombies_of(parent.pid) == 0
+
+
+@pytest.mark.parametrize("policy", ["wait", "sigchld", "ignore"])
+def test_reaping_policies_leave_no_zombie_after_a_burst_of_500(lab, policy):
+    parent = lab.parent(policy=policy)
+    pids = parent.fork(500, lifetime=0.3)  # they all exit together, 0.3 s from now
+    assert len(pids) == 500
+    assert wait_until(lambda: not lab.snapshot().children(parent.pid), 2 + 0.3), (
+        f"{policy}: {len(lab.snapshot().zombies)} zombies remain")
+    assert ps_zombies_of(parent.pid) == 0
+
+
+def test_a_sigchld_handler_that_waits_once_leaves_zombies_behind(lab):
+    """Signals coalesce (signal(7)): one handler call may stand for many exits."""
+    parent = lab.parent(policy="sigchld-once")
+    parent.fork(500, lifetime=0.3)
+    # Let every child exit and every handler call run (the test must not pass by impatience).
+    assert wait_until(lambda: all(p.state == "zombie" for p in lab.snapshot().children(parent.pid)),
+                      5)
+    zombies = len(lab.snapshot().zombies)
+    assert zombies > 0, "every exit was reaped: the coalescing bug did not show"
+    assert ps_zombies_of(parent.pid) == zombies
+    assert parent.reap() == zombies  # a loop finds them all
+
+
+def test_orphans_are_adopted_by_the_lab_root_which_reaps_them(lab):
+    parent = lab.parent(policy="none")
+    kids = parent.fork(10, lifetime=0.5)
+    parent.exit()
+    snap = lab.snapshot()
+    assert {snap.by_pid(k).ppid for k in kids} == {lab.root_pid}
+    assert {snap.by_pid(k).role for k in kids} == {"orphan"}
+    assert parent.pid not in snap.pids  # the agent reaped its parent
+    assert wait_until(lambda: not any(alive(k) for k in kids), 5), "orphans were not reaped"
+    reaped = {e.pid: e.status for e in lab.events}
+    assert all(reaped.get(k) == 0 for k in kids)
+
+
+def test_a_parents_zombies_are_reaped_by_the_root_when_it_exits(lab):
+    parent = lab.parent(policy="none")
+    kids = parent.fork(50)
+    assert wait_until(lambda: len(lab.snapshot().zombies) == 50, 5)
+    parent.exit()
+    assert wait_until(lambda: not lab.snapshot().zombies, 2)
+    assert set(kids) <= {e.pid for e in lab.events}
+
+
+def test_without_reaping_orphans_stay_zombies_under_the_root_until_close():
+    with labkit.Lab(reap=False) as lab:
+        parent = lab.parent(policy="none")
+        kids = parent.fork(20, lifetime=0.2)
+        parent.exit()
+        assert wait_until(lambda: len(lab.snapshot().zombies) == 20, 5)
+        time.sleep(0.5)  # a reaping root would have emptied the table by now
+        snap = lab.snapshot()
+        assert sorted(z.pid for z in snap.zombies) == sorted(kids)
+        assert {z.ppid for z in snap.zombies} == {lab.root_pid}
+        assert ps_zombies_of(lab.root_pid) == 20
+        assert lab.events == []
+    assert not any(alive(k) for k in kids)
+    assert set(kids) <= {e.pid for e in lab.events}  # reaped by the drain at close
+
+
+def test_snapshot_agrees_with_psutil(lab):
+    parent = lab.parent(policy="none")
+    parent.fork(30)
+    parent.fork(10, lifetime=30)
+    assert wait_until(lambda: len(lab.snapshot().zombies) == 30, 5)
+    snap = lab.snapshot()
+    root = psutil.Process(lab.root_pid)
+    expected = {p.pid: (p.ppid(), p.status()) for p in [root, *root.children(recursive=True)]}
+    assert {p.pid: (p.ppid, p.state) for p in snap.procs} == expected
+    assert snap.counts == {"sleeping": 13, "zombie": 30}
+
+
+def test_state_names_are_psutils():
+    from psutil import _pslinux
+    assert observe.STATES == _pslinux.PROC_STATUSES
+
+
+def test_tree_shows_roles_states_and_elides_long_lists(lab):
+    parent = lab.parent(policy="none")
+    parent.fork(40)
+    assert wait_until(lambda: len(lab.snapshot().zombies) == 40, 5)
+    text = lab.snapshot().tree()
+    lines = text.splitlines()
+    assert lines[0].startswith(f"{lab.root_pid} pause [root]")
+    assert f"{parent.pid} lab-parent [parent] sleeping" in text
+    assert "lab-child [child] zombie" in text
+    assert "… 29 more (29 zombie)" in lines[-1]
+
+
+def test_record_samples_the_growth_of_zombies(lab):
+    parent = lab.parent(policy="none")
+    with lab.record(interval=0.02) as rec:
+        parent.fork(100)
+        wait_until(lambda: len(lab.snapshot().zombies) == 100, 5)
+    series = rec.series
+    assert len(series) >= 2
+    assert all(b > a for a, b in zip(series.times, series.times[1:], strict=False))
+    assert all(len(v) == len(series) for v in series.counts.values())
+    assert len(series.total) == len(series.pids_in_use) == len(series)
+    assert series.zombies[0] == 0 and series.zombies[-1] == 100
+    assert series.total[-1] == 103
+    assert any(label == "fork 100" for _, label in series.marks)
+
+
+def test_a_parent_killed_from_outside_is_reported_gone(lab):
+    parent = lab.parent(policy="none")
+    os.kill(parent.pid, signal.SIGKILL)
+    with pytest.raises(labkit.LabError, match=f"parent {parent.pid} is gone.*signal 9"):
+        parent.fork(1)
+    assert not parent.alive
+    assert lab.parent("none").fork(1)  # the lab goes on
+
+
+def test_max_procs_caps_the_lab_before_any_fork():
+    with labkit.Lab(max_procs=50) as lab:
+        parent = lab.parent(policy="none")
+        parent.fork(40)
+        before = lab.snapshot().pids
+        with pytest.raises(labkit.CapacityError, match="max_procs=50"):
+            parent.fork(10)
+        assert lab.snapshot().pids == before
+        assert isinstance(labkit.CapacityError("x"), ValueError)
+
+
+def test_large_labs_are_accepted_and_absurd_ones_refused_with_the_reason():
+    with labkit.Lab(max_procs=8000) as lab:
+        assert lab.max_procs == 8000
+    with pytest.raises(ValueError, match="too large.*PIDs free on this machine"):
+        labkit.Lab(max_procs=10**9)
+
+
+def test_close_is_idempotent_and_leaves_nothing(lab):
+    parent = lab.parent(policy="none")
+    kids = parent.fork(20) + parent.fork(20, lifetime=60)
+    root, agent = lab.root_pid, lab.agent_pid
+    lab.close()
+    lab.close()
+    assert lab.closed
+    assert not any(alive(p) for p in [root, agent, parent.pid, *kids])
+
+
+@pytest.mark.parametrize("call", [
+    lambda lab: lab.parent(),
+    lambda lab: lab.snapshot(),
+    lambda lab: lab.record(),
+    lambda lab: lab.parents[0].fork(1),
+    lambda lab: lab.parents[0].reap(),
+    lambda lab: lab.parents[0].exit(),
+])
+def test_a_closed_lab_refuses_every_call(call):
+    lab = labkit.Lab()
+    lab.parent()
+    lab.close()
+    with pytest.raises(labkit.LabClosedError, match="closed"):
+        call(lab)
+    assert isinstance(labkit.LabClosedError("x"), ValueError)
+
+
+@pytest.mark.parametrize("n, error", [
+    (-1, ValueError), (1.5, TypeError), (True, TypeError), (None, TypeError), ("3", TypeError),
+    (10_000, ValueError),
+])
+def test_bad_counts_are_refused_before_any_fork(lab, n, error):
+    parent = lab.parent()
+    before = lab.snapshot().pids
+    with pytest.raises(error, match=r"n \(the number of children\)"):
+        parent.fork(n)
+    assert lab.snapshot().pids == before
+
+
+@pytest.mark.parametrize("lifetime, error", [
+    (-1, ValueError), (float("nan"), ValueError), (float("inf"), ValueError),
+    (10**6, ValueError), ("1", TypeError), (None, TypeError), (False, TypeError),
+])
+def test_bad_lifetimes_are_refused_before_any_fork(lab, lifetime, error):
+    parent = lab.parent()
+    before = lab.snapshot().pids
+    with pytest.raises(error, match="lifetime"):
+        parent.fork(3, lifetime=lifetime)
+    assert lab.snapshot().pids == before
+
+
+@pytest.mark.parametrize("kwargs, error, words", [
+    ({"max_procs": 0}, ValueError, "at least 3"),
+    ({"max_procs": -5}, ValueError, "at least 3"),
+    ({"max_procs": 2.0}, TypeError, "whole number"),
+    ({"max_procs": None}, TypeError, "whole number"),
+    ({"max_procs": True}, TypeError, "whole number"),
+    ({"mode": "turbo"}, ValueError, "'auto', 'subreaper', 'pid-namespace'"),
+    ({"mode": None}, TypeError, "mode must be one of"),
+    ({"reap": "yes"}, TypeError, "True or False"),
+])
+def test_bad_lab_arguments_create_no_process(kwargs, error, words):
+    with pytest.raises(error, match=words):
+        labkit.Lab(**kwargs)
+    assert not psutil.Process().children()
+
+
+@pytest.mark.parametrize("policy, error", [("nope", ValueError), (None, TypeError),
+                                           ("NONE", ValueError), (3, TypeError)])
+def test_unknown_policies_are_refused_naming_the_five(lab, policy, error):
+    before = lab.snapshot().pids
+    with pytest.raises(error, match="'none', 'wait', 'sigchld', 'sigchld-once', 'ignore'"):
+        lab.parent(policy=policy)
+    assert lab.snapshot().pids == before
+
+
+def test_record_interval_is_checked(lab):
+    for bad in (0, -1, float("nan"), "fast"):
+        with pytest.raises((ValueError, TypeError), match="interval"):
+            lab.record(interval=bad)
+
