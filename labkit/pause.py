@@ -101,8 +101,18 @@ def open_events(dest: str) -> int:
     if dest.startswith("fd:"):
         fd = int(dest[3:])
         os.fstat(fd)  # EBADF now, not at the first reap
+        # Ours alone: the command must not hold the pipe open, and a reader that stops reading
+        # must cost it events, never block the init's reaping.
+        os.set_inheritable(fd, False)
+        os.set_blocking(fd, False)
         return fd
     return os.open(dest, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+
+
+def on_path(name: str) -> bool:
+    """Whether some directory of PATH that we may search holds a file called `name`."""
+    dirs = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    return any(os.path.isfile(os.path.join(d or ".", name)) for d in dirs)
 
 
 class Pause:
@@ -195,15 +205,31 @@ class Pause:
             signal.sigtimedwait([signal.SIGCHLD], 0.05)
 
     def spawn(self, command: list[str]) -> int:
-        """Start COMMAND with the signals we block unblocked again (it must get them normally)."""
+        """Start COMMAND as a fresh program would start: no signal blocked, none ignored.
+
+        The signals we block are unblocked again (it must get them normally), and SIGPIPE and
+        SIGXFSZ, which the Python interpreter ignores at startup, get their default action back:
+        an ignored disposition survives exec, so the command would otherwise inherit it (as
+        subprocess's restore_signals and tini's signal reset prevent).
+        """
+        # posix_spawnp takes setpgroup=None as "not an integer" (TypeError): pass it only when
+        # it is wanted.
+        group = {"setpgroup": 0} if self.opts.drain else {}
         try:
             self.child = os.posix_spawnp(
-                command[0], command, os.environ,
-                setsigmask=(), setpgroup=0 if self.opts.drain else None)
+                command[0], command, os.environ, setsigmask=(),
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), **group)
         except FileNotFoundError:
             print(f"pause: cannot run {command[0]!r}: not found", file=sys.stderr, flush=True)
             return EXIT_NOT_FOUND
         except PermissionError:
+            # execvp(3) answers EACCES when a PATH directory may not be searched (root's PATH
+            # kept after su or setpriv) even if no directory holds the name: the shell says
+            # "not found" (127) then, and so do we. A file that exists but cannot be run is 126.
+            if "/" not in command[0] and not on_path(command[0]):
+                print(f"pause: cannot run {command[0]!r}: not found", file=sys.stderr,
+                      flush=True)
+                return EXIT_NOT_FOUND
             print(f"pause: cannot run {command[0]!r}: permission denied",
                   file=sys.stderr, flush=True)
             return EXIT_NOT_EXECUTABLE
