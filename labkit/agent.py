@@ -137,7 +137,10 @@ class Agent:
             request = self.kernel.receive()
             if request is None or request["op"] == "quit":
                 return 0  # the kernel is gone or done; the root drains what is left
-            reply = self.handle(request)
+            try:
+                reply = self.handle(request)
+            except Exception as exc:  # a bad request must not take the lab down
+                reply = {"ok": False, "error": f"the agent failed: {exc!r}"}
             reply["id"] = request.get("id")
             self.kernel.send(reply)
 

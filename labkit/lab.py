@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import NamedTuple
 
 from labkit import checks, limits
@@ -240,6 +241,20 @@ class Lab:
         roles = {self.root_pid: "root", self.agent_pid: "agent"}
         return take_snapshot(self.root_pid, roles,
                              [p.pid for p in self._parents.values() if p.alive])
+
+    def wait_for(self, predicate: Callable[[Snapshot], object], timeout: float = 5.0,
+                 interval: float = 0.02) -> Snapshot:
+        """Snapshots until `predicate(snapshot)` is true; that snapshot. Processes exit on their
+        own time, so a notebook waits for what it expects instead of sleeping for luck."""
+        timeout = checks.seconds(timeout, "timeout", high=MAX_LIFETIME)
+        deadline = time.monotonic() + timeout
+        while True:
+            snap = self.snapshot()
+            if predicate(snap):
+                return snap
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not reached within {timeout:g} s; the lab now: {snap}")
+            time.sleep(interval)
 
     def record(self, interval: float = 0.1) -> Recorder:
         """A context manager that samples the lab every `interval` s; `.series` is the result."""

@@ -265,6 +265,14 @@ def test_unknown_policies_are_refused_naming_the_five(lab, policy, error):
     assert lab.snapshot().pids == before
 
 
+def test_wait_for_returns_the_first_snapshot_that_satisfies_the_predicate(lab):
+    lab.parent("none").fork(25)
+    snap = lab.wait_for(lambda s: len(s.zombies) == 25)
+    assert len(snap.zombies) == 25
+    with pytest.raises(TimeoutError, match="not reached within 0.1 s.*25 zombie"):
+        lab.wait_for(lambda s: len(s.zombies) == 26, timeout=0.1)
+
+
 def test_record_interval_is_checked(lab):
     for bad in (0, -1, float("nan"), "fast"):
         with pytest.raises((ValueError, TypeError), match="interval"):
