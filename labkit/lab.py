@@ -34,6 +34,7 @@ from labkit.errors import (
     LabError,
     ParentGoneError,
 )
+from labkit.linux import errno_name
 from labkit.observe import Recorder, Snapshot, count_lab, take_snapshot
 from labkit.parent import POLICIES
 from labkit.wire import Channel
@@ -349,11 +350,14 @@ class Parent:
             lab._room_for(n)
             reply = lab._request({"op": "fork", "parent": self.pid, "n": n,
                                   "lifetime": lifetime}, timeout=30.0 + n * 0.01)
-            lab._note(f"fork {n}")
             if not reply["ok"]:
                 if reply.get("gone"):
                     self.alive = False
+                if reply.get("errno") is not None:
+                    lab._note(f"fork refused ({errno_name(reply['errno'])}) after "
+                              f"{len(reply.get('pids', []))}")
                 raise _refusal(reply, reply.get("pids", []))
+            lab._note(f"fork {n}")
             return reply["pids"]
 
     def reap(self) -> int:
