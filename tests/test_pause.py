@@ -150,7 +150,12 @@ def still_there(ids: dict[int, int]) -> list[int]:
 def pause_c(tmp_path_factory) -> str:
     """The seed's pause.c, compiled once per session outside the repo."""
     if not REFERENCE_C.is_file():
-        pytest.fail(f"the C reference {REFERENCE_C} is missing: CI keeps shared/ beside the clone")
+        # The seed's C source is the maintainers' reference, kept beside the repository, not in
+        # it. CI always has it: there its absence is a failure; in a learner's clone, a skip.
+        message = f"the C reference {REFERENCE_C} is not beside this clone"
+        if os.environ.get("CI"):
+            pytest.fail(message + ": CI keeps shared/ beside the clone")
+        pytest.skip(message + " (only the maintainers' checkout has it)")
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.fail("no C compiler (cc) to build the reference pause.c: install gcc")
