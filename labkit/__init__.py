@@ -23,12 +23,15 @@ _PUBLIC = {
     "LabClosedError": "labkit.errors",
     "CapacityError": "labkit.errors",
     "AgentError": "labkit.errors",
+    "NamespaceUnavailable": "labkit.errors",
+    "ForkRefused": "labkit.errors",
+    "ParentGoneError": "labkit.errors",
     "Snapshot": "labkit.observe",
     "Proc": "labkit.observe",
     "Series": "labkit.observe",
     "Recorder": "labkit.observe",
-    "doctor": "labkit.doctor",
-    "Report": "labkit.doctor",
+    "doctor": "labkit.machine",
+    "Report": "labkit.machine",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]

@@ -1,0 +1,163 @@
+"""`python -m labkit ...`: real labs from the command line, refusals before any process exists."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+from conftest import wait_until
+
+from labkit import cli, limits
+from labkit.machine import doctor
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def labkit_env(**extra: str) -> dict[str, str]:
+    return dict(os.environ, **extra,
+                PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+
+
+def run_cli(*args: str, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "labkit", *args], env=labkit_env(**extra),
+                          capture_output=True, text=True, timeout=120)
+
+
+def run_json(*args: str) -> dict:
+    done = run_cli(*args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_policy_none_leaves_every_child_a_zombie_until_the_parent_reaps():
+    result = run_json("zombies", "--children", "30", "--policy", "none")
+    assert result["final_zombies"] == 30 and result["final"]["zombie"] == 30
+    assert result["reaped"] == 30
+    assert max(result["series"]["counts"]["zombie"]) == 30
+    assert max(result["series"]["total"]) == 33  # root, agent, parent and the 30
+    series = result["series"]
+    assert len(series["times"]) == len(series["total"]) == len(series["counts"]["zombie"])
+
+
+def test_policy_sigchld_leaves_no_zombie():
+    result = run_json("zombies", "--children", "30", "--policy", "sigchld")
+    assert result["final_zombies"] == 0 and "zombie" not in {
+        state for state, n in result["final"].items() if n}
+    assert result["reaped"] == 0  # the handler had collected every one already
+
+
+def test_the_text_output_shows_a_timeline_and_explains_the_policy():
+    done = run_cli("zombies", "--children", "5", "--policy", "none")
+    assert done.returncode == 0, done.stderr
+    assert "time (s)  zombie  sleeping/running  total" in done.stdout
+    assert "5 zombies: the parent never called wait(2)" in done.stdout
+    assert "collected 5 exit statuses" in done.stdout
+
+
+def test_orphans_are_adopted_and_reaped_by_the_lab_root():
+    # Children that outlive the parent by far (2 s, not the default 0.5 s): their PPID after the
+    # parent's exit must be read while they live, even on a loaded machine.
+    result = run_json("orphans", "--children", "5", "--lifetime", "2")
+    root, parent = result["root_pid"], result["parent_pid"]
+    assert len(result["orphans"]) == 5
+    for orphan in result["orphans"]:
+        assert orphan["ppid_before"] == parent
+        assert orphan["ppid_after"] == root
+        assert orphan["reaped_by_root"] is True and orphan["status"] == 0
+
+
+def test_doctor_json_has_the_same_facts_as_labkit_doctor(tmp_path):
+    done = run_cli("doctor", "--json", "--no-measure", XDG_CACHE_HOME=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)) == set(doctor(measure=False).facts)
+
+
+def test_doctor_text_has_one_line_per_fact(tmp_path):
+    done = run_cli("doctor", "--no-measure", XDG_CACHE_HOME=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.strip().splitlines()) == 1 + len(doctor(measure=False).facts)
+
+
+def too_many() -> str:
+    return str(max(100_000, limits.ceiling()[0] + 1_000))
+
+
+BAD = [
+    (["zombies", "--children", "-1", "--policy", "none"], "-1 is too small: give a count of at "
+                                                          "least 1"),
+    (["zombies", "--children", "abc", "--policy", "none"], "'abc' is not a whole number"),
+    (["zombies", "--children", "0", "--policy", "none"], "0 is too small"),
+    (["zombies", "--children", "3", "--policy", "nope"], "invalid choice: 'nope' (choose from "
+                                                         "'none', 'wait', 'sigchld', "
+                                                         "'sigchld-once', 'ignore')"),
+    (["zombies", "--children", "3", "--policy", "none", "--lifetime", "-2"], "give 0 to 60"),
+    (["orphans", "--children", "abc"], "'abc' is not a whole number"),
+    (["zombies", "--children", "TOO_MANY", "--policy", "none"], "is too large: at most"),
+    (["orphans", "--children", "TOO_MANY"], "is too large: at most"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_exits_2_with_a_clear_message_and_creates_no_process(argv, message):
+    argv = [too_many() if a == "TOO_MANY" else a for a in argv]
+    done = run_cli(*argv)
+    assert done.returncode == 2
+    assert message in done.stderr and "usage:" in done.stderr
+    assert done.stdout == ""
+    assert not psutil.Process().children(recursive=True)
+
+
+@pytest.mark.parametrize("argv", [a for a, _ in BAD], ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_refused_before_any_process_is_started(argv, monkeypatch, capsys):
+    """In this process, with every way to start a process made to fail the test."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a process was started for bad input")
+
+    for name in ("fork", "posix_spawn", "posix_spawnp"):
+        monkeypatch.setattr(os, name, forbidden)
+    monkeypatch.setattr(subprocess, "Popen", forbidden)
+    argv = [too_many() if a == "TOO_MANY" else a for a in argv]
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
+
+
+def test_help_names_the_commands_and_the_policies():
+    assert all(c in run_cli("--help").stdout for c in ("doctor", "zombies", "orphans"))
+    text = run_cli("zombies", "--help").stdout
+    assert all(p in text for p in ("none", "wait", "sigchld", "sigchld-once", "ignore"))
+
+
+@pytest.mark.parametrize("signo, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_closes_the_lab(signo, code):
+    """Interrupted mid-experiment, the command still closes its lab: nothing is left (the
+    no_leaks fixture would find the lab's processes, adopted by this subreaper)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labkit", "zombies", "--children", "10", "--policy", "none",
+         "--lifetime", "30"], env=labkit_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        def children_alive() -> bool:
+            names = []
+            for p in psutil.Process(proc.pid).children(recursive=True):
+                try:
+                    names.append(p.name())
+                except psutil.Error:
+                    pass
+            return names.count("lab-child") == 10
+
+        assert wait_until(children_alive, 30)
+        proc.send_signal(signo)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == code
+    assert "the lab was closed and its processes reaped" in err

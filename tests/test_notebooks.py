@@ -1,0 +1,94 @@
+"""Every notebook runs top to bottom headless, as "Run All" would, and is stored clean."""
+
+from __future__ import annotations
+
+import functools
+import glob
+import json
+import os
+import sys
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))
+
+
+def names(paths: list[str]) -> list[str]:
+    return [os.path.basename(p) for p in paths]
+
+
+def test_the_course_has_a_first_notebook():
+    assert "00-start-here.ipynb" in names(NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=names(NOTEBOOKS))
+def test_notebook_is_stored_without_outputs_and_with_a_kernel(path):
+    with open(path) as f:
+        raw = json.load(f)
+    assert all(not c.get("outputs") and not c.get("execution_count")
+               for c in raw["cells"] if c["cell_type"] == "code")
+    assert "widgets" not in raw["metadata"]
+    assert raw["metadata"]["kernelspec"]["name"] == "python3"
+    nbformat.validate(nbformat.reads(json.dumps(raw), as_version=4))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_under_an_init(tmp_path_factory):
+    """Run the notebooks' kernel as Jupyter does on a hub, but under an init that reaps.
+
+    pytest is a subreaper that reaps only between tests, so an orphan made inside a notebook
+    (the doctor's measurement) would otherwise wait for it and be reported as never reaped.
+    Under labkit.pause --subreaper the kernel's orphans are reaped at once, as on a good host.
+    Interrupts go as messages, so that they reach ipykernel, not the init.
+    """
+    spec_dir = tmp_path_factory.mktemp("jupyter") / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    spec = {"argv": [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain", "--",
+                     sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3 (under labkit.pause)", "language": "python",
+            "interrupt_mode": "message"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = str(spec_dir.parent.parent)
+    yield
+    if old is None:
+        del os.environ["JUPYTER_PATH"]
+    else:
+        os.environ["JUPYTER_PATH"] = old
+
+
+@functools.cache
+def executed(path: str) -> nbformat.NotebookNode:
+    """The notebook after a headless Run All (once per test session), from its own folder."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=60, kernel_name="python3",
+                            resources={"metadata": {"path": os.path.dirname(path)}})
+    client.execute()  # raises CellExecutionError on the first failing cell
+    return nb
+
+
+def text_of(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(o.get("text", "") or o.get("data", {}).get("text/plain", "") +
+                     o.get("data", {}).get("text/html", "")
+                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=names(NOTEBOOKS))
+def test_notebook_runs_top_to_bottom_without_errors(path):
+    nb = executed(path)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
+    assert "Traceback" not in text_of(nb)
+
+
+def test_start_here_shows_a_real_zombie_and_its_reaping():
+    joined = text_of(executed(os.path.join(REPO, "notebooks", "00-start-here.ipynb")))
+    assert "Orphans go to" in joined and "reaped the test orphan" in joined
+    assert joined.count("lab-child [child] zombie") >= 5
+    assert "State:\tZ (zombie)" in joined
+    assert "<defunct>" in joined
+    assert "{'zombie': 5, 'sleeping': 3}" in joined or "{'sleeping': 3, 'zombie': 5}" in joined
