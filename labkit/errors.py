@@ -19,6 +19,11 @@ class AgentError(LabError, RuntimeError):
     """The lab's own processes misbehaved: the agent or a parent died or stopped answering."""
 
 
+class NamespaceUnavailable(LabError, RuntimeError):
+    """The kernel refused a namespace (or the /proc mount) the request needs; nothing was left
+    running. The message names the refused mechanism, its errno, and what still works."""
+
+
 class ParentGoneError(AgentError):
     """The parent has exited (by Parent.exit(), or killed from outside) and takes no requests."""
 

@@ -112,15 +112,20 @@ def setns(fd: int, nstype: int = 0) -> None:
 
 # --- /proc ---------------------------------------------------------------------------------
 
-def read_stat(pid: int) -> tuple[str, str, int] | None:
+def read_stat(pid: int, proc: int | None = None) -> tuple[str, str, int] | None:
     """(comm, state letter, ppid) from /proc/PID/stat, or None if the process is gone.
 
+    `proc`: a descriptor of another /proc (the host's, seen from inside a PID namespace).
     comm sits in parentheses and may itself contain ')' or spaces, so the fields after it are
     found from the *last* ')' (proc(5)).
     """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        fd = os.open(f"{pid}/stat" if proc is not None else f"/proc/{pid}/stat", os.O_RDONLY,
+                     dir_fd=proc)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:  # gone (ENOENT/ESRCH), or hidden from us (hidepid=: EACCES)
         return None
     lpar = data.find(b"(")
@@ -162,3 +167,94 @@ def tasks_in_use() -> int:
 
 def errno_name(err: int) -> str:
     return errno.errorcode.get(err, str(err))
+
+
+# --- mounts, identity maps, process start times (used by labkit.probe and the doctor) --------
+
+# mount(2) flags (include/uapi/linux/mount.h).
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_REC = 0x4000
+MS_PRIVATE = 0x40000
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int = 0,
+          data: str | None = None) -> None:
+    """mount(2); raises OSError on failure (Python has no wrapper)."""
+    fn = libc().mount
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                   ctypes.c_char_p]
+
+    def raw(text: str | None) -> bytes | None:
+        return None if text is None else text.encode()
+
+    _check(fn(raw(source), raw(target), raw(fstype), flags, raw(data)), f"mount {target}")
+
+
+def map_root(uid: int, gid: int) -> None:
+    """In a new user namespace, map root inside to `uid`/`gid` outside, as `unshare -r` does.
+
+    An unprivileged process may map only its own IDs, and must deny setgroups(2) before it may
+    write gid_map (user_namespaces(7), "The /proc/[pid]/setgroups file").
+    """
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"0 {uid} 1")
+    try:
+        with open("/proc/self/setgroups", "w") as f:
+            f.write("deny")
+    except FileNotFoundError:  # Linux < 3.19 has no setgroups file
+        pass
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"0 {gid} 1")
+
+
+def start_time(pid: int) -> int | None:
+    """When `pid` started, in clock ticks after boot (field 22 of /proc/PID/stat, proc(5)).
+
+    (pid, start time) names one process for good: a PID is reused, its start time is not.
+    None if the process is gone.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # Fields after comm start at "state", field 3; starttime is field 22.
+    return int(data[data.rfind(b")") + 2:].split()[19])
+
+
+# --- namespaces: what labkit.unshare and the pod need -----------------------------------------
+
+SIOCGIFFLAGS = 0x8913  # netdevice(7)
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def sethostname(name: str) -> None:
+    """sethostname(2), for a new UTS namespace (Python has only socket.sethostname)."""
+    import socket
+
+    socket.sethostname(name)
+
+
+def loopback_up() -> None:
+    """Bring up `lo` in a new network namespace, where it starts down (netdevice(7))."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sh", b"lo", 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(sock, SIOCGIFFLAGS, request)[:18])[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sh", b"lo", flags | IFF_UP))
+
+
+def host_pid(host_proc: int) -> int:
+    """This process's PID in the namespace of a /proc opened there (an fd kept from outside).
+
+    /proc/self resolves in the PID namespace of the /proc instance, not of the caller
+    (proc(5)), so a process inside a new PID namespace can learn its host PID from the host's
+    /proc.
+    """
+    return int(os.readlink("self", dir_fd=host_proc))
