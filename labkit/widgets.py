@@ -1,0 +1,668 @@
+"""Dashboard: buttons that fork, reap, exit and kill -9 on a real lab, and a live picture of it.
+
+    dash = labkit.widgets.Dashboard(lab)   # then show `dash` (the last line of a cell)
+
+The only module that knows ipywidgets. It composes the layers below: the Lab acts, observe reads
+the process table, plot draws it; this module wires them to controls and keeps the picture fresh.
+
+Why it is built this way:
+- The picture refreshes from an asyncio task on the kernel's own event loop (ipykernel runs cells
+  and widget messages on one asyncio loop in the main thread). Between refreshes the task awaits
+  asyncio.sleep, so cells and button clicks run in the gaps; no thread ever writes to a widget.
+- Each refresh is one real snapshot of /proc, appended to a Series this dashboard owns, cut to the
+  last `window` seconds so that the cost of a refresh stays bounded however long it runs.
+- The plot is a PNG in an ipywidgets.Image: a refresh sends one binary message with the new bytes
+  and the browser swaps the picture without flicker. (An Output widget would clear and re-display
+  a base64 image each time: more bytes, and a visible blink at 5 Hz.)
+- Headless (nbclient, nbconvert) no frontend draws widgets, so showing the dashboard also yields
+  an image/png of the plot, and `figure()` gives the plot as a matplotlib Figure.
+- The controls act from code the same as from the page (`dash.fork_button.click()`); errors from
+  labkit go to the status line, never into the event loop.
+
+Reset is the same on any lab: the current parent exits (its children become orphans of the lab
+root) and a fresh parent with the chosen policy takes its place; the plot starts over. The lab
+itself is never replaced: it belongs to whoever made it (close() closes it only if the Dashboard
+made it). A parent's policy is fixed when it starts (a SIGCHLD disposition is set at startup), so
+choosing another policy applies to the next parent: at once if the current one has no children,
+otherwise at Reset (the status line says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import bisect
+import html
+import io
+import os
+import signal
+import time
+import weakref
+from collections import deque
+from typing import Any
+
+import ipywidgets as w
+from matplotlib.figure import Figure
+
+from labkit import checks, linux, plot
+from labkit.errors import CapacityError, LabClosedError, LabError
+from labkit.lab import Lab, Parent, ReapEvent
+from labkit.observe import ZOMBIE, Series, Snapshot
+from labkit.parent import POLICIES
+
+INTERVAL = 0.2        # seconds between refreshes: 5 a second
+WINDOW = 60.0         # seconds of history the plot shows (and the dashboard keeps)
+MIN_GAP = 0.05        # the task always sleeps at least this long: the kernel keeps breathing
+IDLE_REDRAW = 1.0     # while the lab's counts stand still, the plot is redrawn once a second
+LOG_LINES = 20        # reap events shown, newest first
+TREE_LIMIT = 8        # children shown per parent in the tree
+LIFETIME_MAX = 60.0   # the lifetime slider's range (Parent.fork allows up to an hour)
+PNG_DPI = 80          # plot.growth's 10 x 5.625 in figure at 80 dpi: an 800 x 450 px picture
+
+# The dashboards whose refresh task runs: one at a time (see start()).
+_LIVE: weakref.WeakSet[Dashboard] = weakref.WeakSet()
+
+
+class Dashboard:
+    """A live view of a Lab with controls that act on its real processes.
+
+    `lab`: the Lab to drive (None: the Dashboard makes one, and closes it in close()).
+    `policy`, `children`, `lifetime`: the controls' starting values.
+    `interval`: seconds between refreshes of the live view; `window`: seconds of history shown.
+    `autostart`: start the refresh task now if an asyncio loop is running (in a Jupyter kernel).
+
+    Attributes: `.widget` (the ipywidgets VBox to show), the controls `.policy`, `.children`,
+    `.lifetime`, the buttons `.fork_button`, `.reap_button`, `.exit_button`, `.kill_button`,
+    `.reset_button`, and `.parent` (the lab parent the buttons act on), `.series` (what the plot
+    shows), `.snapshot` (the latest), `.message` (the status line's text).
+    """
+
+    def __init__(self, lab: Lab | None = None, *, policy: str = "none", children: int = 30,
+                 lifetime: float = 0.0, interval: float = INTERVAL, window: float = WINDOW,
+                 autostart: bool = True) -> None:
+        policy = checks.choice(policy, "policy", POLICIES)
+        self.interval = checks.seconds(interval, "interval", low=0.05, high=10.0)
+        self.window = checks.seconds(window, "window", low=1.0, high=3600.0)
+        lifetime = checks.seconds(lifetime, "lifetime", high=LIFETIME_MAX)
+        if lab is not None and not isinstance(lab, Lab):
+            raise TypeError(f"lab must be a labkit.Lab (or None for a new one), not {lab!r}")
+        self.owns_lab = lab is None
+        self.lab: Lab = Lab() if lab is None else lab
+        checks.count(children, "children", low=1, high=self.lab.max_procs,
+                     why_high="(the lab's max_procs)")
+
+        self.parent: Parent | None = None
+        self.series = Series()
+        self.snapshot: Snapshot | None = None
+        self.message = ""
+        self.last_killed: int | None = None  # host PID of the zombie kill -9 was last sent to
+        self._task: asyncio.Task | None = None
+        self._png = b""
+        self._drawn: tuple[float, dict[str, int]] | None = None  # when, and the counts drawn
+        self.idle_redraw = IDLE_REDRAW
+        self._took: deque[float] = deque(maxlen=50)   # seconds each recent refresh took
+        self._ticks: deque[float] = deque(maxlen=26)  # when the task's recent refreshes began
+        self._busy = False
+        self._closed = False
+
+        try:
+            self._build(policy, children, lifetime)
+            try:
+                self.parent = self.lab.parent(policy)
+                self._say(f"parent {self.parent.pid} is ready (policy {policy!r}): press Fork")
+            except (LabError, ValueError, OSError) as e:
+                self._say(_explain(e), error=True)
+            self.refresh()
+        except BaseException:
+            if self.owns_lab:
+                self.lab.close()
+            raise
+        if autostart and _running_loop() is not None:
+            self.start()
+
+    # --- building -----------------------------------------------------------------------------
+
+    def _build(self, policy: str, children: int, lifetime: float) -> None:
+        style = {"description_width": "initial"}
+        self.policy = w.Dropdown(options=list(POLICIES), value=policy, description="policy",
+                                 style=style, layout=w.Layout(width="180px"),
+                                 tooltip="what the next parent does with its exited children")
+        self.children = w.IntSlider(value=children, min=1, max=self.lab.max_procs,
+                                    description="children", style=style,
+                                    continuous_update=False, layout=w.Layout(width="300px"))
+        self.lifetime = w.FloatSlider(value=lifetime, min=0.0, max=LIFETIME_MAX, step=0.5,
+                                      description="lifetime (s)", readout_format=".1f",
+                                      style=style, continuous_update=False,
+                                      layout=w.Layout(width="300px"))
+
+        def button(description: str, style: str, action) -> w.Button:
+            b = w.Button(description=description, button_style=style,
+                         layout=w.Layout(width="auto", min_width="96px"))
+            b.on_click(lambda _: self._act(action))
+            b.add_class("labkit-button")
+            return b
+
+        self.fork_button = button("Fork", "primary", self._fork)
+        self.reap_button = button("Reap", "success", self._reap)
+        self.exit_button = button("Parent exits", "warning", self._exit)
+        self.kill_button = button("kill -9 a zombie", "danger", self._kill)
+        self.reset_button = button("Reset", "", self._reset)
+        self.buttons = (self.fork_button, self.reap_button, self.exit_button, self.kill_button,
+                        self.reset_button)
+
+        self.title = w.HTML()
+        self.status = w.HTML()
+        self.plot = w.Image(format="png", layout=w.Layout(width="800px", max_width="100%",
+                                                          height="auto"))
+        self.counts = w.HTML()
+        self.table = w.HTML(layout=w.Layout(flex="3 1 420px", margin="0 12px 0 0"))
+        self.log = w.HTML(layout=w.Layout(flex="2 1 300px"))
+        self.policy.observe(self._policy_changed, names="value")
+        for control in (self.children, self.lifetime):
+            control.observe(lambda _: self._update_tooltips(), names="value")
+
+        self.widget = w.VBox([
+            self.title,
+            w.HBox([self.policy, self.children, self.lifetime],
+                   layout=w.Layout(flex_flow="row wrap")),
+            w.HBox(list(self.buttons), layout=w.Layout(flex_flow="row wrap", margin="4px 0")),
+            self.status,
+            self.counts,
+            self.plot,
+            w.HBox([self.table, self.log],
+                   layout=w.Layout(flex_flow="row wrap", align_items="flex-start")),
+        ], layout=w.Layout(padding="6px", border="1px solid #d0d0d0", max_width="1100px"))
+        self.widget.add_class("labkit-dashboard")
+
+    # --- display ------------------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The live widget for JupyterLab, and the plot as a PNG for frontends without widgets
+        (nbconvert, nbclient, GitHub's viewer): each shows the richest it can."""
+        bundle: dict[str, Any] = {"text/plain": repr(self)}
+        if self.widget.comm is not None:
+            bundle.update(self.widget._repr_mimebundle_())
+            bundle["text/plain"] = repr(self)
+        bundle["image/png"] = base64.b64encode(self._png or self._render()).decode("ascii")
+        return bundle
+
+    def figure(self) -> Figure:
+        """The growth plot of the last `window` seconds, as a new matplotlib Figure."""
+        return plot.growth(_last(self.series, self.window), title=self._plot_title())
+
+    def __repr__(self) -> str:
+        snap = self.snapshot
+        state = "closed" if self._closed else (str(snap) if snap else "no snapshot yet")
+        return f"<Dashboard over {self.lab!r}: {state}>"
+
+    # --- the refresh task ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Refresh every `interval` s from an asyncio task on the running loop (the kernel's).
+
+        One dashboard is live at a time: starting this one stops the others' refresh (they
+        still work when clicked). A cell run again makes a new dashboard, and the old one must
+        not go on taking a share of the kernel (on Binder, of its only CPU) unseen."""
+        if self._closed:
+            raise RuntimeError("this dashboard is closed; make a new one")
+        if self.running:
+            return
+        loop = _running_loop()
+        if loop is None:
+            raise RuntimeError("start() needs a running asyncio event loop, as in a Jupyter "
+                               "kernel; elsewhere call refresh() yourself")
+        for other in list(_LIVE):
+            if other is not self and other.running:
+                other.stop()
+                other._say("this dashboard stopped refreshing: a newer one is live "
+                           "(its start() method brings this one back)")
+        self._task = loop.create_task(self._run(), name="labkit-dashboard")
+        _LIVE.add(self)
+
+    def stop(self) -> None:
+        """Stop the refresh task (the picture stays as it was)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        _LIVE.discard(self)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        while not self._closed:
+            started = time.monotonic()
+            self._ticks.append(started)
+            try:
+                self.refresh()
+            except Exception as e:  # nothing may escape into the kernel's event loop
+                self._say(f"refresh failed: {_explain(e)}", error=True)
+            if self.lab.closed:
+                return
+            took = time.monotonic() - started
+            await asyncio.sleep(max(MIN_GAP, self.interval - took))
+
+    @property
+    def rate(self) -> float:
+        """The refresh task's refreshes per second over the last few seconds (0 before there
+        are two)."""
+        times = self._ticks
+        if len(times) < 2 or times[-1] <= times[0]:
+            return 0.0
+        return (len(times) - 1) / (times[-1] - times[0])
+
+    @property
+    def refresh_seconds(self) -> float:
+        """How long the last refresh took (snapshot, controls, drawing), in seconds."""
+        return self._took[-1] if self._took else 0.0
+
+    def refresh(self) -> Snapshot | None:
+        """Take one real snapshot of the lab and bring every part of the dashboard up to date.
+        Returns the snapshot (None once the lab is closed)."""
+        started = time.monotonic()
+        try:
+            snap = self.lab.snapshot()
+        except LabClosedError:
+            self.snapshot = None
+            self._say("the lab is closed: its processes are gone. Start a new lab and dashboard",
+                      error=True)
+            self._update_buttons(None)
+            self.stop()
+            return None
+        self.snapshot = snap
+        self.series.add(snap, linux.tasks_in_use())
+        if self.series.times[-1] - self.series.times[0] > 2 * self.window:
+            self.series = _last(self.series, self.window)  # keep memory and drawing bounded
+        self._update_buttons(snap)
+        self.title.value = self._title_html(snap)
+        self.counts.value = _counts_html(snap, self.parent)
+        self.table.value = _tree_html(snap)
+        self.log.value = _log_html(self.lab.events[-LOG_LINES:])
+        self._draw(snap)
+        self._took.append(time.monotonic() - started)
+        return snap
+
+    def _draw(self, snap: Snapshot) -> None:
+        # Drawing is most of a refresh's cost (~70 ms of ~80 ms with 1,000 processes). While
+        # the counts move the plot follows every refresh; while they stand still it is redrawn
+        # once every `idle_redraw` s, so that an idle dashboard costs the kernel little.
+        counts = snap.counts
+        if (self._drawn is not None and counts == self._drawn[1]
+                and snap.time - self._drawn[0] < self.idle_redraw):
+            return
+        self._png = self._render()
+        self.plot.value = self._png
+        self._drawn = (snap.time, counts)
+
+    def _render(self) -> bytes:
+        # plot.growth's own figure, drawn at a lower dpi: its layout is in inches, so the
+        # picture is the same, smaller. (Reusing one Figure and passing `ax` costs as much:
+        # most of the time goes to drawing text, which both do.)
+        buf = io.BytesIO()
+        self.figure().savefig(buf, format="png", dpi=PNG_DPI)
+        return buf.getvalue()
+
+    def _plot_title(self) -> str:
+        return f"Lab process table, last {self.window:g} s"
+
+    def close(self) -> None:
+        """Stop refreshing and close the widgets; close the lab too if this Dashboard made it."""
+        self.stop()
+        self._closed = True
+        _close_tree(self.widget)
+        if self.owns_lab:
+            self.lab.close()
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def _act(self, action) -> None:
+        """Run one button's action: buttons off while it runs, its outcome in the status line."""
+        if self._busy or self._closed:
+            return
+        self._busy = True
+        for b in self.buttons:
+            b.disabled = True
+        try:
+            message = action()
+        except (LabError, ValueError, TypeError, OSError) as e:
+            self._say(_explain(e), error=True)
+        except Exception as e:  # a widget callback must not raise into the kernel's loop
+            self._say(f"unexpected {_explain(e)}", error=True)
+        else:
+            self._say(message)
+        finally:
+            self._busy = False
+        try:
+            self.refresh()
+        except Exception as e:  # the same
+            self._say(f"refresh failed: {_explain(e)}", error=True)
+
+    def _mark(self, label: str) -> None:
+        if self.series.times:
+            self.series.marks.append((time.monotonic() - self.series.start, label))
+
+    def _live_parent(self, extra: int) -> Parent:
+        """The parent to fork from: the current one, or (if it has exited) a new one with the
+        chosen policy, when there is room for it and `extra` more processes."""
+        if self.parent is not None and self.parent.alive:
+            return self.parent
+        have = len(self.lab.snapshot())
+        if have + 1 + extra > self.lab.max_procs:
+            raise CapacityError(
+                f"this lab has {have} processes (zombies included) and max_procs="
+                f"{self.lab.max_procs}: a new parent and {extra} children would not fit. "
+                "Reap the zombies or let a parent exit")
+        self.parent = self.lab.parent(self.policy.value)
+        self._mark(f"parent {self.parent.pid}")
+        return self.parent
+
+    def _fork(self) -> str:
+        n, lifetime = self.children.value, self.lifetime.value
+        self._say(f"forking {n}…", busy=True)  # fork(1000) takes a fraction of a second
+        parent = self._live_parent(n)
+        pids = parent.fork(n, lifetime=lifetime)
+        self._mark(f"fork {n}")
+        ending = "exit at once" if lifetime == 0 else f"exit after {lifetime:g} s"
+        return (f"parent {parent.pid} (policy {parent.policy!r}) forked {len(pids)} "
+                f"{'child' if len(pids) == 1 else 'children'}; they {ending}")
+
+    def _reap(self) -> str:
+        parent = self._current("reap")
+        self._say(f"parent {parent.pid} is calling waitpid()…", busy=True)
+        n = parent.reap()
+        self._mark(f"reap {n}")
+        return (f"parent {parent.pid} called waitpid() and reaped {n} "
+                f"{'child' if n == 1 else 'children'}: their PIDs are free again")
+
+    def _exit(self) -> str:
+        parent = self._current("exit")
+        kids = len(self.snapshot.children(parent.pid)) if self.snapshot else 0
+        parent.exit()
+        self._mark(f"parent {parent.pid} exits")
+        return (f"parent {parent.pid} exited: its {kids} children are orphans now, adopted by "
+                f"the lab root {self.lab.root_pid}"
+                + (", which reaps them" if self.lab.reap else
+                   ", which does not reap (reap=False): its zombies stay"))
+
+    def _kill(self) -> str:
+        snap = self.lab.snapshot()
+        zombies = snap.zombies
+        if not zombies:
+            raise LabError("there is no zombie to kill right now")
+        mine = [z for z in zombies if self.parent is not None and z.ppid == self.parent.pid]
+        z = (mine or zombies)[0]
+        sent = _sigkill_zombie(z.pid, z.ppid)
+        self.last_killed = z.pid
+        self._mark(f"kill -9 {z.pid}")
+        inside = f" (PID {z.ns_pid} inside the lab)" if z.ns_pid != z.pid else ""
+        if not sent:
+            return (f"PID {z.pid}{inside} was reaped just before kill -9 could reach it; "
+                    "nothing was sent")
+        if _state(z.pid) == "Z":
+            return (f"kill -9 sent to PID {z.pid}{inside}: it is still a zombie — only wait() "
+                    f"removes it (by its parent {z.ppid}, or by the lab root once that parent "
+                    "exits)")
+        return (f"kill -9 sent to PID {z.pid}{inside}; it is gone, but not by the signal: its "
+                "parent reaped it at the same moment")
+
+    def _reset(self) -> str:
+        old = self.parent
+        said = ""
+        if old is not None and old.alive:
+            old.exit()
+            said = f"parent {old.pid} exited (its children went to the lab root); "
+        self.parent = None
+        self.series = Series()
+        self._drawn = None
+        self.parent = self.lab.parent(self.policy.value)
+        return f"{said}new parent {self.parent.pid} with policy {self.parent.policy!r}"
+
+    def _current(self, what: str) -> Parent:
+        if self.parent is None:
+            raise LabError(f"no parent to {what}: press Fork or Reset to start one")
+        return self.parent
+
+    def _policy_changed(self, change: dict) -> None:
+        parent, policy = self.parent, change["new"]
+        if parent is None or not parent.alive or parent.policy == policy or self._busy:
+            return
+        if self.snapshot is not None and not self.snapshot.children(parent.pid):
+            self._act(self._reset)  # a parent with no children yet: swap it quietly
+            return
+        self._say(f"parent {parent.pid} keeps policy {parent.policy!r} (a process sets its "
+                  f"SIGCHLD handling when it starts): press Reset for a new parent with "
+                  f"{policy!r}")
+        self._update_tooltips()
+
+    # --- what the page shows ------------------------------------------------------------------
+
+    def _say(self, text: str, *, error: bool = False, busy: bool = False) -> None:
+        self.message = text
+        kind = "error" if error else "busy" if busy else "info"
+        colour = {"error": "#b00020", "busy": "#1f5fbf", "info": "#222"}[kind]
+        mark = {"error": "⚠ ", "busy": "⏳ ", "info": ""}[kind]
+        self.status.value = (
+            f'<div class="labkit-status labkit-status-{kind}" style="color:{colour};'
+            f'font-size:14px;padding:3px 2px;min-height:1.4em">{mark}{html.escape(text)}</div>')
+
+    def _reasons(self, snap: Snapshot | None) -> dict[w.Button, str | None]:
+        """Why each button is off right now (None: it is on)."""
+        if snap is None or self._closed:
+            why = "the lab is closed"
+            return dict.fromkeys(self.buttons, why)
+        parent = self.parent
+        live = parent is not None and parent.alive
+        room = self.lab.max_procs - len(snap) - (0 if live else 1)
+        fork = (None if room >= 1 else
+                f"the lab is full: {len(snap)} of max_procs={self.lab.max_procs} processes "
+                "(zombies hold PIDs too). Reap, or let the parent exit")
+        if parent is None:
+            reap = exit_ = "there is no parent: Fork or Reset starts one"
+        elif not live:
+            reap = "this parent has exited: its children were adopted by the lab root"
+            exit_ = "this parent has already exited"
+        else:
+            exit_ = None
+            kids = snap.children(parent.pid)
+            zombies = sum(1 for p in kids if p.state == ZOMBIE)
+            running = len(kids) - zombies
+            reap = None if zombies else (
+                "no zombies to reap" + (f" ({running} children still running)" if running else ""))
+        kill = None if snap.zombies else "there is no zombie"
+        return {self.fork_button: fork, self.reap_button: reap, self.exit_button: exit_,
+                self.kill_button: kill, self.reset_button: None}
+
+    def _update_buttons(self, snap: Snapshot | None) -> None:
+        if snap is not None:
+            live = self.parent is not None and self.parent.alive
+            room = self.lab.max_procs - len(snap) - (0 if live else 1)
+            self.children.max = max(1, room)
+        for b, why in self._reasons(snap).items():
+            b.disabled = why is not None
+            if why is not None:
+                b.tooltip = why
+        self._update_tooltips()
+
+    def _update_tooltips(self) -> None:
+        """What each enabled button will do, in its tooltip."""
+        parent = self.parent
+        live = parent is not None and parent.alive
+        n, lifetime = self.children.value, self.lifetime.value
+        who = (f"parent {parent.pid} (policy {parent.policy!r})" if live
+               else f"a new parent (policy {self.policy.value!r})")
+        tips = {
+            self.fork_button: f"{who} forks {n} children that exit after {lifetime:g} s",
+            self.reap_button: (f"parent {parent.pid} calls waitpid() for each exited child"
+                               if parent else ""),
+            self.exit_button: ("the parent exits: its children become orphans of the lab "
+                               f"root {self.lab.root_pid}"),
+            self.kill_button: ("send SIGKILL to a zombie — and watch: nothing happens, it has "
+                               "already exited"),
+            self.reset_button: (f"the parent exits, a new parent with policy "
+                                f"{self.policy.value!r} starts, the plot starts over"),
+        }
+        for b, tip in tips.items():
+            if not b.disabled:
+                b.tooltip = tip
+
+    def _title_html(self, snap: Snapshot) -> str:
+        reaps = "reaps orphans" if self.lab.reap else "does NOT reap orphans (reap=False)"
+        rate = f" · {self.rate:.1f} refreshes/s" if self.running and self.rate else ""
+        return (f'<div class="labkit-title" style="font-size:15px;margin-bottom:4px">'
+                f'<b>Zombie Lab</b> — lab root {self.lab.root_pid} ({self.lab.mode}, {reaps})'
+                f' · <span class="labkit-total">{len(snap)} of {self.lab.max_procs} processes'
+                f'</span>{rate}</div>')
+
+
+# --- pieces of HTML ---------------------------------------------------------------------------
+
+_ORDER = ("zombie", "running", "sleeping")
+
+
+def _ink(face: str) -> str:
+    """Black or white, whichever reads better on `face` (WCAG 2 contrast)."""
+    def lum(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (lum(int(face[i:i + 2], 16) / 255) for i in (1, 3, 5))
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return "#000" if (y + 0.05) / 0.05 >= 1.05 / (y + 0.05) else "#fff"
+
+
+def _counts_html(snap: Snapshot, parent: Parent | None) -> str:
+    """A badge per state (zombie always first, even at 0: it is what the lesson is about), and
+    what the parent the buttons act on is doing."""
+    counts = snap.counts
+    counts.setdefault(ZOMBIE, 0)
+    states = sorted(counts, key=lambda s: (_ORDER.index(s) if s in _ORDER else 9, s))
+    badges = "".join(
+        f'<span class="labkit-count labkit-count-{html.escape(s)}" style="background:'
+        f'{plot.colour(s)};color:{_ink(plot.colour(s))};border-radius:10px;padding:2px 10px;'
+        'margin:0 6px 0 0;display:inline-block;font-weight:600;font-size:14px">'
+        f"{html.escape(s)}: {counts[s]}</span>" for s in states)
+    if parent is None:
+        who = "no parent"
+    else:
+        kids = snap.children(parent.pid)
+        zombies = sum(1 for p in kids if p.state == ZOMBIE)
+        gone = " — <b>exited</b>" if not parent.alive else ""
+        who = (f"parent <b>{parent.pid}</b>{gone} · policy <b>{html.escape(parent.policy)}</b>"
+               f" · {len(kids)} {'child' if len(kids) == 1 else 'children'}, {zombies} "
+               f"{'zombie' if zombies == 1 else 'zombies'}")
+    orphans = sum(1 for p in snap.procs if p.role == "orphan")
+    if orphans:
+        who += f" · {orphans} {'orphan' if orphans == 1 else 'orphans'} adopted by the root"
+    return (f'<div class="labkit-counts" style="display:flex;flex-wrap:wrap;align-items:center;'
+            f'gap:4px 0;margin:2px 0 4px 0">{badges}<span class="labkit-parent" '
+            f'style="margin-left:6px;font-size:14px">{who}</span></div>')
+
+
+def _tree_html(snap: Snapshot) -> str:
+    tree = html.escape(snap.tree(limit=TREE_LIMIT))
+    return ('<div style="font-size:13px;margin:4px 0 2px 0"><b>process tree</b> '
+            f'(at most {TREE_LIMIT} children per parent)</div>'
+            '<pre class="labkit-tree" style="font-size:12px;line-height:1.3;max-height:260px;'
+            'overflow:auto;white-space:pre;background:#f5f5f5;padding:6px 8px;margin:0">'
+            f'{tree}</pre>')
+
+
+def _log_html(events: list[ReapEvent]) -> str:
+    if events:
+        lines = "\n".join(
+            f"{time.strftime('%H:%M:%S', time.localtime(e.time))}"
+            f".{int(e.time % 1 * 1000):03d}  reaped PID {e.pid:<7} {_status(e.status)}"
+            for e in reversed(events))
+    else:
+        lines = "none yet: when a parent exits, its orphans are reaped here"
+    return ('<div style="font-size:13px;margin:4px 0 2px 0"><b>reaped by the lab root</b> '
+            f'(newest first, last {LOG_LINES})</div>'
+            '<pre class="labkit-events" style="font-size:12px;line-height:1.3;max-height:260px;'
+            'overflow:auto;white-space:pre-wrap;word-break:normal;background:#f5f5f5;'
+            'padding:6px 8px;margin:0">'
+            f'{html.escape(lines)}</pre>')
+
+
+def _status(status: int) -> str:
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exit status {status}"
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _last(series: Series, seconds: float) -> Series:
+    """The samples of the last `seconds` (the series itself if it is that short)."""
+    times = series.times
+    if not times or times[-1] - times[0] <= seconds:
+        return series
+    i = bisect.bisect_left(times, times[-1] - seconds)
+    return Series(times=times[i:], counts={k: v[i:] for k, v in series.counts.items()},
+                  total=series.total[i:], pids_in_use=series.pids_in_use[i:],
+                  marks=[m for m in series.marks if m[0] >= times[i]], start=series.start)
+
+
+def _state(pid: int) -> str | None:
+    """The state letter in /proc/PID/stat (proc(5)), or None if there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return chr(data[data.rfind(b")") + 2])
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return int(data[data.rfind(b")") + 4:].split(b" ", 1)[0])
+
+
+def _sigkill_zombie(pid: int, ppid: int) -> bool:
+    """SIGKILL to `pid` if it still is the zombie we saw; False if it was reaped first.
+
+    Through a pidfd (pidfd_open(2)) where the kernel has them: once we hold it and have checked
+    that it is that zombie, the signal cannot reach another process that reused the PID."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except (AttributeError, OSError):  # an old kernel: fall back to kill(2) after the check
+        fd = None
+    try:
+        if _state(pid) != "Z" or _ppid(pid) != ppid:
+            return False
+        if fd is None:
+            os.kill(pid, signal.SIGKILL)
+        else:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _close_tree(widget: w.Widget) -> None:
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _explain(e: BaseException) -> str:
+    name = type(e).__name__
+    return f"{name}: {e}" if str(e) else name
+
