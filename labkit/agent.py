@@ -5,6 +5,10 @@
 Standard library only, single-threaded, so that forking here is safe and fast: the Jupyter
 kernel is multi-threaded and never forks lab processes itself. Each lab parent is a fork of this
 small interpreter, with a pipe pair of its own; the agent relays requests to it.
+
+The kernel knows processes by their host PIDs. In a PID-namespace lab, fork() and waitpid()
+here return PIDs of the namespace, so each parent tells the agent its host PID when it starts
+(labkit.linux.host_pid) and the agent keeps both.
 """
 
 from __future__ import annotations
@@ -18,11 +22,20 @@ from labkit import linux, parent
 from labkit.wire import Channel
 
 
+def pid_lists(words: list[str]) -> dict:
+    """{"pids": host PIDs, "ns_pids": PIDs in our namespace} from PID or HOSTPID:NSPID words
+    (a child that died before it could tell its host PID is left out of "pids")."""
+    pairs = [w.split(":") if ":" in w else (w, w) for w in words]
+    return {"pids": [int(h) for h, _ in pairs if h != "?"],
+            "ns_pids": [int(n) for h, n in pairs if h != "?"]}
+
+
 class Agent:
     def __init__(self, kernel: Channel) -> None:
         self.kernel = kernel
-        self.parents: dict[int, Channel] = {}
-        self.statuses: dict[int, int] = {}  # parents that ended, by exit code (or -signal)
+        self.parents: dict[int, Channel] = {}  # by host PID
+        self.ns_pid: dict[int, int] = {}       # host PID -> PID here (they differ in a namespace)
+        self.statuses: dict[int, int] = {}     # parents that ended (host PID), by exit code
         self.wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # SIGCHLD wakes select() through it
 
     def handle(self, request: dict) -> dict:
@@ -39,55 +52,75 @@ class Agent:
         return {"ok": False, "error": f"unknown request {op!r}"}
 
     def start_parent(self, policy: str) -> dict:
+        """Start a parent: a fresh, bare interpreter (labkit.parent says why) on two new pipes.
+
+        Only its own ends of the pipes are inheritable; the kernel's pipe and the other parents'
+        are close-on-exec, so that each pipe's EOF means what it says.
+        """
         if policy not in parent.POLICIES:
             return {"ok": False, "error": f"unknown policy {policy!r}"}
         down_r, down_w = os.pipe()
         up_r, up_w = os.pipe()
+        os.set_inheritable(down_r, True)
+        os.set_inheritable(up_w, True)
+        program = "from labkit.parent import main; main()"
         try:
-            pid = os.fork()
+            pid = os.posix_spawn(sys.executable, [sys.executable, "-S", "-c", program,
+                                 str(down_r), str(up_w), policy], os.environ)
         except OSError as exc:
             for fd in (down_r, down_w, up_r, up_w):
                 os.close(fd)
             return {"ok": False, "errno": exc.errno, "error": os.strerror(exc.errno)}
-        if pid == 0:
-            self.become_parent(Channel(down_r, up_w), policy, (down_w, up_r))
-        os.close(down_r)
-        os.close(up_w)
-        self.parents[pid] = Channel(up_r, down_w)
-        return {"ok": True, "pid": pid}
-
-    def become_parent(self, channel: Channel, policy: str, unused: tuple[int, int]) -> None:
-        try:
-            signal.set_wakeup_fd(-1)
-            # Drop everything that belongs to the agent: its pipe to the kernel and the other
-            # parents' pipes, so that each pipe's EOF means what it says.
-            for fd in (self.kernel.rfd, self.kernel.wfd, *self.wake, *unused):
-                os.close(fd)
-            for other in self.parents.values():
-                other.close()
-            linux.set_parent_death_signal(signal.SIGKILL)  # the agent died: so do we
-            parent.serve(channel, policy)
         finally:
-            os._exit(70)
+            for fd in (down_r, up_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        channel = Channel(up_r, down_w)
+        try:
+            hello = channel.receive_line(10.0)  # the parent's first words: its host PID
+        except TimeoutError:
+            hello = None
+        if not hello or not hello.startswith("hello "):
+            channel.close()
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return {"ok": False, "error": "the new parent did not start"}
+        host = int(hello.split()[1])
+        self.parents[host] = channel
+        self.ns_pid[host] = pid
+        return {"ok": True, "pid": host, "ns_pid": pid}
 
     def relay(self, pid: int, request: dict) -> dict:
+        """Ask parent `pid` (fork n lifetime | reap) and turn its words into a reply."""
         channel = self.parents[pid]
+        line = (f"fork {request['n']} {request['lifetime']!r}" if request["op"] == "fork"
+                else "reap")
         try:
-            channel.send(request)
-            reply = channel.receive()
+            channel.send_line(line)
+            answer = channel.receive_line()
         except OSError:
-            reply = None
-        return reply if reply is not None else self.gone(pid)
+            answer = None
+        if answer is None:
+            return self.gone(pid)
+        words = answer.split()
+        if request["op"] == "reap":
+            return {"ok": True, "reaped": int(words[1])}
+        if words[0] == "ok":
+            return {"ok": True, **pid_lists(words[1:])}
+        err = int(words[1])
+        return {"ok": False, "errno": err, "error": os.strerror(err), **pid_lists(words[2:])}
 
-    def end_parent(self, pid: int) -> dict:
-        channel = self.parents.pop(pid)
+    def end_parent(self, host: int) -> dict:
+        channel = self.parents.pop(host)
         try:
-            channel.send({"op": "exit"})
+            channel.send_line("exit")
         except OSError:
             pass
         channel.close()
-        self.wait_for(pid)
-        return {"ok": True, "status": self.statuses.get(pid)}
+        self.wait_for(host)
+        return {"ok": True, "status": self.statuses.get(host)}
 
     def gone(self, pid: int) -> dict:
         """A parent we do not know, or one that died under us (a learner's kill -9)."""
@@ -100,11 +133,11 @@ class Agent:
             f" (exit status {status})" if status >= 0 else f" (killed by signal {-status})")
         return {"ok": False, "gone": True, "error": f"parent {pid} is gone{how}"}
 
-    def wait_for(self, pid: int) -> None:
+    def wait_for(self, host: int) -> None:
         try:
-            _, status = os.waitpid(pid, 0)
-            self.statuses[pid] = os.waitstatus_to_exitcode(status)
-        except ChildProcessError:
+            _, status = os.waitpid(self.ns_pid.pop(host), 0)
+            self.statuses[host] = os.waitstatus_to_exitcode(status)
+        except (ChildProcessError, KeyError):
             pass
 
     def reap(self) -> None:
@@ -116,8 +149,10 @@ class Agent:
                 return
             if pid == 0:
                 return
-            self.statuses[pid] = os.waitstatus_to_exitcode(status)
-            channel = self.parents.pop(pid, None)
+            host = next((h for h, n in self.ns_pid.items() if n == pid), pid)
+            self.ns_pid.pop(host, None)
+            self.statuses[host] = os.waitstatus_to_exitcode(status)
+            channel = self.parents.pop(host, None)
             if channel is not None:
                 channel.close()
 
@@ -125,7 +160,10 @@ class Agent:
         wake_r, wake_w = self.wake
         signal.signal(signal.SIGCHLD, lambda signo, frame: None)
         signal.set_wakeup_fd(wake_w)
-        self.kernel.send({"ok": True, "agent": os.getpid(), "root": os.getppid()})
+        me = parent.host_pid()
+        root = os.getppid() if parent.host_proc() is None else linux.read_stat(
+            me, proc=parent.host_proc())[2]
+        self.kernel.send({"ok": True, "agent": me, "root": root, "ns_pid": os.getpid()})
         while True:
             if not self.kernel.has_line():
                 ready = select.select([self.kernel.rfd, wake_r], [], [])[0]
@@ -151,10 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m labkit.agent --fds R,W (the lab root starts it)", file=sys.stderr)
         return 64
     rfd, wfd = (int(fd) for fd in argv[1].split(","))
+    for fd in (rfd, wfd):  # the kernel's pipe is ours alone: the parents must not inherit it
+        os.set_inheritable(fd, False)
     linux.set_name("lab-agent")
     linux.set_parent_death_signal(signal.SIGKILL)  # the root died: nothing here may outlive it
-    if os.getppid() == 1:
-        return 1
+    if str(os.getppid()) != os.environ.get("LABKIT_INIT_PID", str(os.getppid())):
+        return 1  # it died before we asked to be told
     return Agent(Channel(rfd, wfd)).serve()
 
 

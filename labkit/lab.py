@@ -25,21 +25,24 @@ import weakref
 from collections.abc import Callable
 from typing import NamedTuple
 
-from labkit import checks, limits
+from labkit import checks, limits, unshare
 from labkit.errors import (
     AgentError,
     CapacityError,
     ForkRefused,
     LabClosedError,
-    LabError,
+    NamespaceUnavailable,
     ParentGoneError,
 )
 from labkit.linux import errno_name
-from labkit.observe import Recorder, Snapshot, count_lab, take_snapshot
+from labkit.observe import Recorder, Snapshot, count_lab, take_snapshot, with_namespace_pids
 from labkit.parent import POLICIES
 from labkit.wire import Channel
 
 MODES = ("auto", "subreaper", "pid-namespace")
+AUTO_TRIES_NAMESPACES = True
+# labkit.unshare's exit codes for a namespace, ID map or /proc mount the kernel refused.
+NAMESPACE_REFUSALS = (unshare.EXIT_USER_NS, unshare.EXIT_NAMESPACES, unshare.EXIT_MOUNT_PROC)
 MAX_LIFETIME = 3600.0   # every child's life is bounded: nothing of a lab outlives an hour
 START_TIMEOUT = 10.0    # seconds for the root and agent to come up (a slow Binder start)
 CLOSE_TIMEOUT = 10.0
@@ -49,28 +52,27 @@ PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class ReapEvent(NamedTuple):
     """The lab root reaped a process: its PID, exit status (or -signal) and when."""
 
-    pid: int
+    pid: int | None   # host PID (None: a process the lab did not make, in a PID namespace)
     status: int
     time: float       # time.time()
     monotonic: float  # time.monotonic(), comparable with Snapshot.time
+    ns_pid: int       # PID inside the lab's PID namespace (the host PID in subreaper mode)
 
 
 class _Session:
     """The processes and files of one lab; kept apart from Lab so a finalizer can end them."""
 
-    def __init__(self, reap: bool) -> None:
+    def __init__(self, mode: str, reap: bool) -> None:
+        self.mode = mode
         self.dir = tempfile.mkdtemp(prefix="labkit-")
         self.events_path = os.path.join(self.dir, "events.jsonl")
         self.log_path = os.path.join(self.dir, "root.log")
         to_agent_r, to_agent_w = os.pipe()
         from_agent_r, from_agent_w = os.pipe()
-        command = [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain",
-                   "--events", self.events_path, "--owner", str(os.getpid())]
-        if not reap:
-            command.append("--no-reap")
-        command += ["--", sys.executable, "-m", "labkit.agent",
-                    "--fds", f"{to_agent_r},{from_agent_w}"]
+        agent = [sys.executable, "-m", "labkit.agent", "--fds", f"{to_agent_r},{from_agent_w}"]
+        command = _root_command(mode, reap, self.events_path) + ["--"] + agent
         env = dict(os.environ)
+        env.pop("LABKIT_HOST_PROC_FD", None)  # set by labkit.unshare for the lab inside only
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
         try:
             with open(self.log_path, "wb") as log:
@@ -117,6 +119,23 @@ class _Session:
             return ""
 
 
+def _root_command(mode: str, reap: bool, events: str) -> list[str]:
+    """The lab root's command line: the pause as a subreaper, or as PID 1 of a namespace."""
+    pause = [sys.executable, "-m", "labkit.pause", "--drain", "--events", events]
+    if not reap:
+        pause.append("--no-reap")
+    if mode == "subreaper":
+        return pause + ["--subreaper", "--owner", str(os.getpid())]
+    # PID 1 of a new PID namespace, in a new user namespace when we are not root (the only way
+    # an unprivileged user may create one), with a /proc of its own for `ps` inside. Its
+    # launcher dies with us (PR_SET_PDEATHSIG), and takes the namespace with it.
+    unshare = [sys.executable, "-m", "labkit.unshare", "--pid", "--mount-proc",
+               "--owner", str(os.getpid())]
+    if os.geteuid() != 0:
+        unshare.append("--user")
+    return unshare + ["--"] + pause
+
+
 def _finalize(session: _Session) -> None:
     try:
         session.close()
@@ -138,10 +157,6 @@ class Lab:
         self.max_procs = checks.count(max_procs, "max_procs", low=limits.MIN_PROCS,
                                       high=ceiling, why_high=f"on this machine now: {why}")
         self.reap = checks.flag(reap, "reap")
-        if mode == "pid-namespace":
-            raise LabError("mode='pid-namespace' is not available in this version of labkit; "
-                           "use mode='subreaper' (or 'auto'), which works everywhere on Linux")
-        self.mode = "subreaper"  # what "auto" resolves to until PID-namespace labs exist
         self._lock = threading.RLock()
         self._parents: dict[int, Parent] = {}
         self._actions: list[tuple[float, str]] = []
@@ -149,7 +164,25 @@ class Lab:
         self._events_offset = 0
         self._recorders: list[Recorder] = []
         self._next_id = 0
-        self._session = _Session(self.reap)
+        self.mode_reason = ""  # why "auto" chose what it chose
+        if mode == "auto" and AUTO_TRIES_NAMESPACES:
+            try:
+                hello = self._start("pid-namespace")
+            except NamespaceUnavailable as exc:
+                self.mode_reason = str(exc)
+                hello = self._start("subreaper")
+        else:
+            hello = self._start("subreaper" if mode == "auto" else mode)
+        self.mode: str = self._session.mode
+        self.root_pid: int = hello["root"]
+        self.agent_pid: int = hello["agent"]
+        # Namespace PID -> host PID of what the lab made: the root reports PIDs as it sees them.
+        self._host_pid: dict[int, int] = {hello["ns_pid"]: self.agent_pid}
+        self.started = time.monotonic()
+
+    def _start(self, mode: str) -> dict:
+        """Start the root and the agent in `mode`; the agent's hello (its and the root's PIDs)."""
+        self._session = _Session(mode, self.reap)
         self._finalizer = weakref.finalize(self, _finalize, self._session)
         try:
             hello = self._session.channel.receive(START_TIMEOUT)
@@ -158,14 +191,18 @@ class Lab:
         except BaseException:
             self._finalizer()
             raise
-        if not hello or not hello.get("ok"):
-            log = self._session.root_log()
-            self._finalizer()
-            raise AgentError(f"the lab did not start within {START_TIMEOUT:g} s; "
-                             f"its root said: {log.strip() or '(nothing)'}")
-        self.root_pid: int = self._session.root.pid
-        self.agent_pid: int = hello["agent"]
-        self.started = time.monotonic()
+        if hello and hello.get("ok"):
+            return hello
+        log = self._session.root_log().strip()
+        code = self._session.root.poll()
+        self._finalizer()
+        if mode == "pid-namespace" and code in NAMESPACE_REFUSALS:
+            raise NamespaceUnavailable(
+                f"a PID-namespace lab is not possible here: {log.splitlines()[-1]}. What still "
+                "works: Lab(mode='subreaper'), where the lab root adopts orphans as a child "
+                "subreaper (prctl(2) PR_SET_CHILD_SUBREAPER)")
+        raise AgentError(f"the lab did not start within {START_TIMEOUT:g} s; "
+                         f"its root said: {log or '(nothing)'}")
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -229,6 +266,7 @@ class Lab:
                 raise _refusal(reply, [])
             proc = Parent(self, reply["pid"], policy)
             self._parents[proc.pid] = proc
+            self._host_pid[reply["ns_pid"]] = proc.pid
             self._note(f"parent {proc.pid} ({policy})")
             return proc
 
@@ -240,8 +278,11 @@ class Lab:
         """The lab's processes now: the root, the agent, parents, children, orphans."""
         self._check_open()
         roles = {self.root_pid: "root", self.agent_pid: "agent"}
-        return take_snapshot(self.root_pid, roles,
+        snap = take_snapshot(self.root_pid, roles,
                              [p.pid for p in self._parents.values() if p.alive])
+        if self.mode == "pid-namespace":
+            snap = with_namespace_pids(snap)
+        return snap
 
     def wait_for(self, predicate: Callable[[Snapshot], object], timeout: float = 5.0,
                  interval: float = 0.02) -> Snapshot:
@@ -282,7 +323,9 @@ class Lab:
         self._events_offset += len(complete)
         for line in complete.splitlines():
             e = json.loads(line)
-            self._events.append(ReapEvent(e["pid"], e["status"], e["time"], e["monotonic"]))
+            host = e["pid"] if self.mode == "subreaper" else self._host_pid.get(e["pid"])
+            self._events.append(ReapEvent(host, e["status"], e["time"], e["monotonic"],
+                                          e["pid"]))
 
     @property
     def closed(self) -> bool:
@@ -353,11 +396,14 @@ class Parent:
             if not reply["ok"]:
                 if reply.get("gone"):
                     self.alive = False
+                lab._host_pid.update(zip(reply.get("ns_pids", []), reply.get("pids", []),
+                                         strict=True))
                 if reply.get("errno") is not None:
                     lab._note(f"fork refused ({errno_name(reply['errno'])}) after "
                               f"{len(reply.get('pids', []))}")
                 raise _refusal(reply, reply.get("pids", []))
             lab._note(f"fork {n}")
+            lab._host_pid.update(zip(reply["ns_pids"], reply["pids"], strict=True))
             return reply["pids"]
 
     def reap(self) -> int:

@@ -74,11 +74,20 @@ def lab_pids(table: dict[int, tuple[int, str, str]], root: int) -> list[int]:
     if root not in table:
         return []
     children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
+    get = children.get
+    for pid, entry in table.items():
+        kids = get(entry[0])
+        if kids is None:
+            children[entry[0]] = [pid]
+        else:
+            kids.append(pid)
     order = [root]
+    extend = order.extend
     for pid in order:  # grows while we walk it: a breadth-first walk
-        order.extend(sorted(children.get(pid, ())))
+        kids = get(pid)
+        if kids is not None:
+            kids.sort()  # our own lists; /proc lists PIDs in order, so this is one pass
+            extend(kids)
     return order
 
 
@@ -152,13 +161,17 @@ def take_snapshot(root: int, roles: dict[int, str], parents: Iterable[int] = ())
     now = time.monotonic()
     table = read_table()
     parents = set(parents)
+    states = STATES
+    role_of = roles.get
+    new = tuple.__new__  # what Proc._make does, without a Python-level call per process
     procs = []
+    append = procs.append
     for pid in lab_pids(table, root):
         ppid, letter, name = table[pid]
-        role = roles.get(pid) or ("parent" if pid in parents else
-                                  "child" if ppid in parents else
-                                  "orphan" if ppid == root else "descendant")
-        procs.append(Proc(pid, ppid, STATES.get(letter, letter), role, name, pid))
+        role = role_of(pid) or ("parent" if pid in parents else
+                                "child" if ppid in parents else
+                                "orphan" if ppid == root else "descendant")
+        append(new(Proc, (pid, ppid, states.get(letter, letter), role, name, pid)))
     return Snapshot(tuple(procs), root, now)
 
 
@@ -281,3 +294,21 @@ class Recorder:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+
+def namespace_pid(pid: int) -> int | None:
+    """The PID of host process `pid` in its own (innermost) PID namespace: NSpid's last field."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"NSpid:"):
+                    return int(line.split()[-1])
+    except OSError:
+        return None
+    return None
+
+
+def with_namespace_pids(snap: Snapshot) -> Snapshot:
+    """`snap` with each process's PID inside the lab's PID namespace filled in."""
+    procs = tuple(p._replace(ns_pid=namespace_pid(p.pid) or p.pid) for p in snap.procs)
+    return Snapshot(procs, snap.root_pid, snap.time)

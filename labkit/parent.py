@@ -1,7 +1,6 @@
 """A lab parent: a process that forks children and reaps them (or not) by one policy.
 
-Standard library only, single-threaded. The agent forks it and talks to it over a Channel;
-`serve` never returns (the process ends with os._exit).
+    python -S -c "from labkit.parent import main; main()" R W POLICY    (the agent starts it)
 
 The policies are the ways a real parent treats its children:
   none          never waits: every exited child stays a zombie
@@ -9,6 +8,18 @@ The policies are the ways a real parent treats its children:
   sigchld       a SIGCHLD handler that loops waitpid(WNOHANG), as pause.c does
   sigchld-once  a SIGCHLD handler that calls waitpid once: signals coalesce, zombies remain
   ignore        SIGCHLD set to SIG_IGN: the kernel reaps at exit and no status is kept (wait(2))
+
+A fresh, bare interpreter (-S: no site, and only os, select, signal and time imported here): a
+parent forks as fast as a bare `os.fork()` loop only when it maps as little memory, since fork
+copies the page tables and every child's exit unmaps them (measured in bench/). So no json (a
+line protocol of words), no ctypes (the name is written to /proc/self/comm), no labkit.linux.
+
+Protocol, one line each way, over the two pipes the agent gives us:
+  parent:  hello HOSTPID                       once, at start
+  agent:   fork N LIFETIME | reap | exit
+  parent:  ok PID...  |  err ERRNO PID...      (fork: the children made, by host PID; in a
+                                               PID namespace each as HOSTPID:NSPID)
+           ok COUNT                            (reap: how many were reaped)
 """
 
 from __future__ import annotations
@@ -16,12 +27,31 @@ from __future__ import annotations
 import os
 import select
 import signal
+import sys
 import time
 
-from labkit import linux
-from labkit.wire import Channel
-
 POLICIES = ("none", "wait", "sigchld", "sigchld-once", "ignore")
+
+
+def host_proc() -> int | None:
+    """A descriptor of the host's /proc, which labkit.unshare hands down into a namespace."""
+    fd = os.environ.get("LABKIT_HOST_PROC_FD")
+    return int(fd) if fd else None
+
+
+def host_pid() -> int:
+    """Our PID on the host (/proc/self resolves in the namespace of its /proc: proc(5))."""
+    fd = host_proc()
+    return os.getpid() if fd is None else int(os.readlink("self", dir_fd=fd))
+
+
+def set_comm(name: bytes) -> None:
+    """Name this process for ps (the comm field); children inherit it at fork (proc(5))."""
+    fd = os.open("/proc/self/comm", os.O_WRONLY)
+    try:
+        os.write(fd, name)
+    finally:
+        os.close(fd)
 
 
 def reap_all() -> int:
@@ -58,84 +88,124 @@ def _nothing(signo, frame) -> None:
     pass
 
 
+HANDLERS = {"sigchld": _on_sigchld_loop, "sigchld-once": _on_sigchld_once, "wait": _nothing}
+
+
 def install(policy: str) -> int | None:
-    """Set up SIGCHLD for `policy`; for "wait", return an fd that becomes readable on SIGCHLD."""
-    if policy == "sigchld":
-        signal.signal(signal.SIGCHLD, _on_sigchld_loop)
-    elif policy == "sigchld-once":
-        signal.signal(signal.SIGCHLD, _on_sigchld_once)
-    elif policy == "ignore":
+    """Set up SIGCHLD for `policy`; for the handled ones, an fd that becomes readable on SIGCHLD.
+
+    Python runs a handler between bytecodes, so a SIGCHLD that lands just before select()
+    would wait for the next request. The C-level handler also writes a byte to this pipe, which
+    wakes select() at once (signal.set_wakeup_fd). For "wait" the handler does nothing and the
+    main loop calls waitpid; for "sigchld" the handler itself reaps, as the lesson says.
+    """
+    if policy == "ignore":
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    elif policy == "wait":
-        # The handler does nothing; the C-level handler writes a byte to this pipe, which wakes
-        # the main loop's select() so that *it* calls waitpid.
-        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.signal(signal.SIGCHLD, _nothing)
-        signal.set_wakeup_fd(wfd)
-        return rfd
-    else:
+        return None
+    if policy not in HANDLERS:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    return None
+        return None
+    rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.signal(signal.SIGCHLD, HANDLERS[policy])
+    signal.set_wakeup_fd(wfd)
+    return rfd
 
 
-def fork_children(n: int, lifetime: float,
-                  close: tuple[int, ...]) -> tuple[list[int], OSError | None]:
-    """Fork n children that each live `lifetime` seconds then exit 0; stop at the first refusal."""
+def fork_children(n: int, lifetime: float, close: tuple[int, ...],
+                  report: int | None = None) -> tuple[list[int], OSError | None]:
+    """Fork n children that each live `lifetime` seconds then exit 0; stop at the first refusal.
+
+    The children are named lab-child by naming ourselves so before the loop (comm is inherited),
+    which costs them nothing. `report`: a host /proc descriptor, when we are in a namespace;
+    each child then tells its host PID, and the PIDs returned are host PIDs.
+    """
     pids: list[int] = []
+    append = pids.append
     fork = os.fork
+    reports = os.pipe() if report is not None else None
+    set_comm(b"lab-child")
     try:
         for _ in range(n):
             pid = fork()
             if pid == 0:
-                _child(lifetime, close)
-            pids.append(pid)
+                _child(lifetime, close, report, reports)
+            append(pid)
     except OSError as exc:  # EAGAIN: a PID budget (RLIMIT_NPROC, pids.max) or pid_max is spent
-        return pids, exc
-    return pids, None
+        return _hosts(pids, reports), exc
+    finally:
+        set_comm(b"lab-parent")
+    return _hosts(pids, reports), None
 
 
-def _child(lifetime: float, close: tuple[int, ...]) -> None:
+def _child(lifetime: float, close: tuple[int, ...], report: int | None,
+           reports: tuple[int, int] | None) -> None:
     try:
-        for fd in close:  # the parent's pipes: a child must not keep them open
-            os.close(fd)
-        linux.set_name("lab-child")
-        if lifetime > 0:
+        if reports is not None:
+            host = os.readlink("self", dir_fd=report)
+            os.write(reports[1], b"%d %s\n" % (os.getpid(), host.encode()))
+            os.close(reports[1])
+        if lifetime > 0:  # a child that exits at once closes everything in _exit anyway
+            for fd in close:  # the parent's pipes: a child must not keep them open
+                os.close(fd)
             time.sleep(lifetime)
     finally:
         os._exit(0)
 
 
-def serve(channel: Channel, policy: str) -> None:
-    """The parent's main loop: answer fork/reap/exit requests until told to exit."""
-    linux.set_name("lab-parent")
+def _hosts(pids: list[int], reports: tuple[int, int] | None) -> list:
+    """The children's PIDs as HOSTPID:NSPID, from their reports (read until every child has
+    closed its end); just the PIDs outside a namespace, where the two are the same."""
+    if reports is None:
+        return pids
+    os.close(reports[1])
+    data = b""
+    while chunk := os.read(reports[0], 1 << 16):
+        data += chunk
+    os.close(reports[0])
+    host = dict(line.split() for line in data.decode().splitlines())
+    return [f"{host.get(str(pid), '?')}:{pid}" for pid in pids]
+
+
+def handle(words: list[str], close: tuple[int, ...]) -> str:
+    if words[0] == "fork":
+        pids, error = fork_children(int(words[1]), float(words[2]), close, host_proc())
+        head = "ok" if error is None else f"err {error.errno}"
+        return " ".join([head, *map(str, pids)])
+    if words[0] == "reap":
+        return f"ok {reap_all()}"
+    return "err 0"
+
+
+def serve(rfd: int, wfd: int, policy: str) -> None:
+    """The parent's main loop: answer requests until told to exit (or the agent is gone)."""
+    set_comm(b"lab-parent")
+    os.write(wfd, b"hello %d\n" % host_pid())  # short: a pipe writes it whole
     wake = install(policy)
-    close = tuple(fd for fd in (channel.rfd, channel.wfd, wake) if fd is not None)
-    watched = [channel.rfd] + ([wake] if wake is not None else [])
+    close = tuple(fd for fd in (rfd, wfd, wake) if fd is not None)
+    watched = [rfd] + ([wake] if wake is not None else [])
+    pending = b""
     while True:
-        if not channel.has_line():
+        if b"\n" not in pending:
             ready = select.select(watched, [], [])[0]
             if wake in ready:
                 _drain_wakeups(wake)
-                reap_all()
-                if channel.rfd not in ready:
-                    continue
-        request = channel.receive()
-        if request is None or request["op"] == "exit":
+                if policy == "wait":
+                    reap_all()
+            if rfd not in ready:
+                continue
+            chunk = os.read(rfd, 4096)
+            if not chunk:
+                os._exit(0)  # the agent is gone: so are we
+            pending += chunk
+            if b"\n" not in pending:
+                continue
+        line, pending = pending.split(b"\n", 1)
+        words = line.decode().split()
+        if words[0] == "exit":
             os._exit(0)  # our children become orphans: the kernel reparents them (prctl(2))
-        channel.send(handle(request, close))
-
-
-def handle(request: dict, close: tuple[int, ...]) -> dict:
-    op = request["op"]
-    if op == "fork":
-        pids, error = fork_children(request["n"], request["lifetime"], close)
-        if error is not None:
-            return {"ok": False, "errno": error.errno, "error": os.strerror(error.errno),
-                    "pids": pids}
-        return {"ok": True, "pids": pids}
-    if op == "reap":
-        return {"ok": True, "reaped": reap_all()}
-    return {"ok": False, "error": f"unknown request {op!r}"}
+        reply = (handle(words, close) + "\n").encode()
+        while reply:  # a long reply may be written in parts (a signal handler interrupts it)
+            reply = reply[os.write(wfd, reply):]
 
 
 def _drain_wakeups(fd: int) -> None:
@@ -144,3 +214,15 @@ def _drain_wakeups(fd: int) -> None:
             pass
     except BlockingIOError:
         pass
+
+
+def main() -> None:
+    rfd, wfd, policy = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    try:
+        serve(rfd, wfd, policy)
+    finally:
+        os._exit(70)
+
+
+if __name__ == "__main__":
+    main()

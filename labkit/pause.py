@@ -217,7 +217,8 @@ class Pause:
         group = {"setpgroup": 0} if self.opts.drain else {}
         try:
             self.child = os.posix_spawnp(
-                command[0], command, os.environ, setsigmask=(),
+                command[0], command, dict(os.environ, LABKIT_INIT_PID=str(os.getpid())),
+                setsigmask=(),
                 setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), **group)
         except FileNotFoundError:
             print(f"pause: cannot run {command[0]!r}: not found", file=sys.stderr, flush=True)

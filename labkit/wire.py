@@ -1,4 +1,4 @@
-"""The line protocol between the kernel, the agent and the lab parents: one JSON object per line.
+"""Lines over pipes: JSON objects between the kernel and the agent, words to the lab parents.
 
 Standard library only. Pipes, not sockets: a pipe's reader sees EOF when every writer is gone,
 which is how each side learns that the other died.
@@ -19,7 +19,10 @@ class Channel:
         self._buf = b""
 
     def send(self, message: dict) -> None:
-        data = (json.dumps(message, separators=(",", ":")) + "\n").encode()
+        self.send_line(json.dumps(message, separators=(",", ":")))
+
+    def send_line(self, line: str) -> None:
+        data = (line + "\n").encode()
         while data:
             data = data[os.write(self.wfd, data):]
 
@@ -28,6 +31,11 @@ class Channel:
 
     def receive(self, timeout: float | None = None) -> dict | None:
         """The next message, None at EOF; TimeoutError if none arrives within `timeout` s."""
+        line = self.receive_line(timeout)
+        return None if line is None else json.loads(line)
+
+    def receive_line(self, timeout: float | None = None) -> str | None:
+        """The next line (without its newline), None at EOF; TimeoutError after `timeout` s."""
         while b"\n" not in self._buf:
             if timeout is not None and not select.select([self.rfd], [], [], timeout)[0]:
                 raise TimeoutError
@@ -36,7 +44,7 @@ class Channel:
                 return None
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
+        return line.decode()
 
     def close(self) -> None:
         for fd in {self.rfd, self.wfd}:

@@ -26,20 +26,36 @@ def alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
 
 
+@pytest.fixture(params=["subreaper", "pid-namespace"])
+def mode(request) -> str:
+    """Every behaviour is proved in both kinds of lab (both work here, root or not)."""
+    return request.param
+
+
 @pytest.fixture
-def lab():
-    with labkit.Lab() as lab:
+def lab(mode):
+    with labkit.Lab(mode=mode) as lab:
         yield lab
 
 
-def test_lab_starts_as_a_subreaper_tree(lab):
+def test_auto_picks_a_pid_namespace_where_the_machine_allows_one():
+    with labkit.Lab() as lab:
+        assert lab.mode == "pid-namespace"
+        assert lab.mode_reason == ""
+
+
+def test_the_lab_starts_as_root_and_agent(lab):
     snap = lab.snapshot()
-    assert lab.mode == "subreaper"
     assert [p.role for p in snap.procs] == ["root", "agent"]
     root, agent = snap.procs
     assert root.pid == lab.root_pid and root.name == "pause"
     assert agent.ppid == lab.root_pid and agent.name == "lab-agent"
-    assert psutil.Process(lab.root_pid).ppid() == os.getpid()
+    if lab.mode == "subreaper":
+        assert psutil.Process(lab.root_pid).ppid() == os.getpid()
+        assert (root.ns_pid, agent.ns_pid) == (root.pid, agent.pid)
+    else:  # PID 1 inside; its launcher (labkit.unshare, like unshare -f) is our child
+        assert (root.ns_pid, agent.ns_pid) == (1, 2)
+        assert psutil.Process(lab.root_pid).parent().ppid() == os.getpid()
 
 
 def test_a_parent_that_never_waits_keeps_every_child_as_a_zombie(lab):
@@ -102,8 +118,8 @@ def test_a_parents_zombies_are_reaped_by_the_root_when_it_exits(lab):
     assert set(kids) <= {e.pid for e in lab.events}
 
 
-def test_without_reaping_orphans_stay_zombies_under_the_root_until_close():
-    with labkit.Lab(reap=False) as lab:
+def test_without_reaping_orphans_stay_zombies_under_the_root_until_close(mode):
+    with labkit.Lab(mode=mode, reap=False) as lab:
         parent = lab.parent(policy="none")
         kids = parent.fork(20, lifetime=0.2)
         parent.exit()
@@ -143,8 +159,9 @@ def test_tree_shows_roles_states_and_elides_long_lists(lab):
     assert wait_until(lambda: len(lab.snapshot().zombies) == 40, 5)
     text = lab.snapshot().tree()
     lines = text.splitlines()
-    assert lines[0].startswith(f"{lab.root_pid} pause [root]")
-    assert f"{parent.pid} lab-parent [parent] sleeping" in text
+    inside = " (pid 1 inside)" if lab.mode == "pid-namespace" else ""
+    assert lines[0] == f"{lab.root_pid}{inside} pause [root] sleeping"
+    assert f"{parent.pid} " in text and "lab-parent [parent] sleeping" in text
     assert "lab-child [child] zombie" in text
     assert "… 29 more (29 zombie)" in lines[-1]
 
@@ -173,8 +190,8 @@ def test_a_parent_killed_from_outside_is_reported_gone(lab):
     assert lab.parent("none").fork(1)  # the lab goes on
 
 
-def test_max_procs_caps_the_lab_before_any_fork():
-    with labkit.Lab(max_procs=50) as lab:
+def test_max_procs_caps_the_lab_before_any_fork(mode):
+    with labkit.Lab(mode=mode, max_procs=50) as lab:
         parent = lab.parent(policy="none")
         parent.fork(40)
         before = lab.snapshot().pids
@@ -184,8 +201,8 @@ def test_max_procs_caps_the_lab_before_any_fork():
         assert isinstance(labkit.CapacityError("x"), ValueError)
 
 
-def test_large_labs_are_accepted_and_absurd_ones_refused_with_the_reason():
-    with labkit.Lab(max_procs=8000) as lab:
+def test_large_labs_are_accepted_and_absurd_ones_refused_with_the_reason(mode):
+    with labkit.Lab(mode=mode, max_procs=8000) as lab:
         assert lab.max_procs == 8000
     with pytest.raises(ValueError, match="too large.*PIDs free on this machine"):
         labkit.Lab(max_procs=10**9)
