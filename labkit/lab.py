@@ -35,7 +35,14 @@ from labkit.errors import (
     ParentGoneError,
 )
 from labkit.linux import errno_name
-from labkit.observe import Recorder, Snapshot, count_lab, take_snapshot, with_namespace_pids
+from labkit.observe import (
+    ProcReader,
+    Recorder,
+    Snapshot,
+    count_lab,
+    take_snapshot,
+    with_namespace_pids,
+)
 from labkit.parent import POLICIES
 from labkit.wire import Channel
 
@@ -136,10 +143,11 @@ def _root_command(mode: str, reap: bool, events: str) -> list[str]:
     return unshare + ["--"] + pause
 
 
-def _finalize(session: _Session) -> None:
+def _finalize(session: _Session, reader: ProcReader) -> None:
     try:
         session.close()
     finally:
+        reader.close()
         session.remove_files()
 
 
@@ -183,7 +191,8 @@ class Lab:
     def _start(self, mode: str) -> dict:
         """Start the root and the agent in `mode`; the agent's hello (its and the root's PIDs)."""
         self._session = _Session(mode, self.reap)
-        self._finalizer = weakref.finalize(self, _finalize, self._session)
+        self._reader = ProcReader()
+        self._finalizer = weakref.finalize(self, _finalize, self._session, self._reader)
         try:
             hello = self._session.channel.receive(START_TIMEOUT)
         except TimeoutError:
@@ -246,7 +255,7 @@ class Lab:
 
     def _room_for(self, n: int) -> None:
         """Refuse a request that would take the lab past max_procs, before anything forks."""
-        have = count_lab(self.root_pid)
+        have = count_lab(self.root_pid, self._reader)
         if have + n > self.max_procs:
             raise CapacityError(
                 f"this lab has {have} processes (zombies included) and max_procs={self.max_procs}:"
@@ -279,9 +288,9 @@ class Lab:
         self._check_open()
         roles = {self.root_pid: "root", self.agent_pid: "agent"}
         snap = take_snapshot(self.root_pid, roles,
-                             [p.pid for p in self._parents.values() if p.alive])
+                             [p.pid for p in self._parents.values() if p.alive], self._reader)
         if self.mode == "pid-namespace":
-            snap = with_namespace_pids(snap)
+            snap = with_namespace_pids(snap, self._reader)
         return snap
 
     def wait_for(self, predicate: Callable[[Snapshot], object], timeout: float = 5.0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 import threading
 import time
 from collections import Counter
@@ -61,12 +62,95 @@ def read_table() -> dict[int, tuple[int, str, str]]:
             continue
         finally:
             os.close(fd)
-        # comm is in parentheses and may contain ') ': fields resume after the last ')'.
-        rpar = data.rfind(b")")
-        end = data.find(b" ", rpar + 4)
-        table[int(name)] = (int(data[rpar + 4:end]), chr(data[rpar + 2]),
-                            data[data.find(b"(") + 1:rpar].decode(errors="replace"))
+        table[int(name)] = _parse_stat(data)
     return table
+
+
+def _parse_stat(data: bytes) -> tuple[int, str, str]:
+    # comm is in parentheses and may contain ') ': fields resume after the last ')'.
+    rpar = data.rfind(b")")
+    end = data.find(b" ", rpar + 4)
+    return (int(data[rpar + 4:end]), chr(data[rpar + 2]),
+            data[data.find(b"(") + 1:rpar].decode(errors="replace"))
+
+
+class ProcReader:
+    """read_table() for a lab that is read again and again (a Recorder, a dashboard).
+
+    Each /proc/PID/stat stays open between reads, and pread(2) on it makes the kernel write the
+    file anew: one syscall a process instead of open, read and close. An open file names one
+    process for good: once that process is reaped, reading it fails (ESRCH) and the PID, if
+    reused, is opened afresh. At most `max_open` files are kept open, well under this process's
+    RLIMIT_NOFILE; beyond that, processes are read the plain way. The namespace PID of a process
+    (NSpid, from the heavier /proc/PID/status) is read once and kept as long as its file is.
+    """
+
+    def __init__(self, max_open: int | None = None) -> None:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        room = 20000 if soft == resource.RLIM_INFINITY else soft - 256
+        self.max_open = max(0, min(room, 20000) if max_open is None else max_open)
+        self._fds: dict[int, int] = {}
+        self._ns: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def table(self) -> dict[int, tuple[int, str, str]]:
+        with self._lock:
+            return self._table()
+
+    def _table(self) -> dict[int, tuple[int, str, str]]:
+        table = {}
+        fds, pread, parse = self._fds, os.pread, _parse_stat
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            fd = fds.get(pid)
+            if fd is not None:
+                try:
+                    table[pid] = parse(pread(fd, 1024, 0))
+                    continue
+                except OSError:  # reaped: this file named the process that is gone
+                    self._forget(pid)
+            data = self._open_and_read(pid, name)
+            if data is not None:
+                table[pid] = parse(data)
+        return table
+
+    def _open_and_read(self, pid: int, name: str) -> bytes | None:
+        try:
+            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
+        except OSError:
+            return None  # exited since listdir, or hidden from us
+        try:
+            data = os.read(fd, 1024)
+        except OSError:
+            data = None
+        if data is not None and len(self._fds) < self.max_open:
+            self._fds[pid] = fd
+        else:
+            os.close(fd)
+        return data
+
+    def _forget(self, pid: int) -> None:
+        os.close(self._fds.pop(pid))
+        self._ns.pop(pid, None)
+
+    def ns_pid(self, pid: int) -> int:
+        """PID `pid`'s PID in its own namespace (kept while its stat file is kept open)."""
+        with self._lock:
+            known = self._ns.get(pid)
+            if known is None:
+                known = namespace_pid(pid) or pid
+                if pid in self._fds:
+                    self._ns[pid] = known
+            return known
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+            self._ns.clear()
 
 
 def lab_pids(table: dict[int, tuple[int, str, str]], root: int) -> list[int]:
@@ -156,10 +240,11 @@ def _label(p: Proc) -> str:
     return f"{p.pid}{ns} {p.name} [{p.role}] {p.state}"
 
 
-def take_snapshot(root: int, roles: dict[int, str], parents: Iterable[int] = ()) -> Snapshot:
+def take_snapshot(root: int, roles: dict[int, str], parents: Iterable[int] = (),
+                  reader: ProcReader | None = None) -> Snapshot:
     """Snapshot of `root` and its descendants; `roles` names the lab's known processes."""
     now = time.monotonic()
-    table = read_table()
+    table = read_table() if reader is None else reader.table()
     parents = set(parents)
     states = STATES
     role_of = roles.get
@@ -175,9 +260,9 @@ def take_snapshot(root: int, roles: dict[int, str], parents: Iterable[int] = ())
     return Snapshot(tuple(procs), root, now)
 
 
-def count_lab(root: int) -> int:
+def count_lab(root: int, reader: ProcReader | None = None) -> int:
     """How many processes the lab has now (the root included)."""
-    return len(lab_pids(read_table(), root))
+    return len(lab_pids(read_table() if reader is None else reader.table(), root))
 
 
 @dataclass
@@ -308,7 +393,8 @@ def namespace_pid(pid: int) -> int | None:
     return None
 
 
-def with_namespace_pids(snap: Snapshot) -> Snapshot:
+def with_namespace_pids(snap: Snapshot, reader: ProcReader | None = None) -> Snapshot:
     """`snap` with each process's PID inside the lab's PID namespace filled in."""
-    procs = tuple(p._replace(ns_pid=namespace_pid(p.pid) or p.pid) for p in snap.procs)
+    find = reader.ns_pid if reader is not None else (lambda pid: namespace_pid(pid) or pid)
+    procs = tuple(p._replace(ns_pid=find(p.pid)) for p in snap.procs)
     return Snapshot(procs, snap.root_pid, snap.time)

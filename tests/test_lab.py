@@ -297,3 +297,30 @@ def test_record_interval_is_checked(lab):
         with pytest.raises((ValueError, TypeError), match="interval"):
             lab.record(interval=bad)
 
+
+
+def test_the_kept_open_reader_agrees_with_a_fresh_read_and_forgets_reaped_processes(lab):
+    parent = lab.parent(policy="none")
+    parent.fork(30)
+    lab.wait_for(lambda s: len(s.zombies) == 30)
+    reader = observe.ProcReader()
+    try:
+        reader.table()  # opens and keeps every stat file
+        kept, fresh = reader.table(), observe.read_table()
+        pids = observe.lab_pids(kept, lab.root_pid)
+        assert pids == observe.lab_pids(fresh, lab.root_pid)
+        assert [kept[p] for p in pids] == [fresh[p] for p in pids]
+        assert parent.reap() == 30
+        after = observe.lab_pids(reader.table(), lab.root_pid)
+        assert len(after) == len(pids) - 30  # the reaped ones read as gone, not as stale rows
+    finally:
+        reader.close()
+
+
+def test_a_closed_lab_keeps_no_file_open():
+    before = len(os.listdir("/proc/self/fd"))
+    with labkit.Lab() as lab:
+        lab.parent("none").fork(50)
+        lab.wait_for(lambda s: len(s.zombies) == 50)
+        assert len(os.listdir("/proc/self/fd")) > before + 50  # the reader keeps stat files open
+    assert len(os.listdir("/proc/self/fd")) <= before
