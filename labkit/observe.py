@@ -31,6 +31,11 @@ STATES = {
 }
 ZOMBIE = psutil.STATUS_ZOMBIE
 
+# How much of /proc/PID/stat we read: pid, (comm), state and ppid come first and fit in 64 bytes
+# (comm is at most 15). Reading less than the whole line also keeps Python's buffer small
+# enough for its own allocator, which made a read ~2x cheaper (measured: bench/).
+STAT_HEAD = 128
+
 ROLES = ("root", "agent", "parent", "child", "orphan", "descendant")
 
 
@@ -57,7 +62,7 @@ def read_table() -> dict[int, tuple[int, str, str]]:
         except OSError:
             continue  # exited since listdir, or hidden from us
         try:
-            data = os.read(fd, 1024)
+            data = os.read(fd, STAT_HEAD)
         except OSError:
             continue
         finally:
@@ -91,6 +96,7 @@ class ProcReader:
         self.max_open = max(0, min(room, 20000) if max_open is None else max_open)
         self._fds: dict[int, int] = {}
         self._ns: dict[int, int] = {}
+        self._last: dict[int, tuple[bytes, tuple[int, str, str]]] = {}  # the last line, parsed
         self._lock = threading.Lock()
 
     def table(self) -> dict[int, tuple[int, str, str]]:
@@ -99,7 +105,7 @@ class ProcReader:
 
     def _table(self) -> dict[int, tuple[int, str, str]]:
         table = {}
-        fds, pread, parse = self._fds, os.pread, _parse_stat
+        fds, pread, parse, last = self._fds, os.pread, _parse_stat, self._last
         for name in os.listdir("/proc"):
             if not name.isdigit():
                 continue
@@ -107,10 +113,16 @@ class ProcReader:
             fd = fds.get(pid)
             if fd is not None:
                 try:
-                    table[pid] = parse(pread(fd, 1024, 0))
-                    continue
+                    data = pread(fd, STAT_HEAD, 0)
                 except OSError:  # reaped: this file named the process that is gone
                     self._forget(pid)
+                else:
+                    # A zombie's line never changes, an idle sleeper's seldom: parse what did.
+                    seen = last.get(pid)
+                    if seen is None or seen[0] != data:
+                        seen = last[pid] = (data, parse(data))
+                    table[pid] = seen[1]
+                    continue
             data = self._open_and_read(pid, name)
             if data is not None:
                 table[pid] = parse(data)
@@ -122,7 +134,7 @@ class ProcReader:
         except OSError:
             return None  # exited since listdir, or hidden from us
         try:
-            data = os.read(fd, 1024)
+            data = os.read(fd, STAT_HEAD)
         except OSError:
             data = None
         if data is not None and len(self._fds) < self.max_open:
@@ -134,6 +146,7 @@ class ProcReader:
     def _forget(self, pid: int) -> None:
         os.close(self._fds.pop(pid))
         self._ns.pop(pid, None)
+        self._last.pop(pid, None)
 
     def ns_pid(self, pid: int) -> int:
         """PID `pid`'s PID in its own namespace (kept while its stat file is kept open)."""
@@ -151,6 +164,7 @@ class ProcReader:
                 os.close(fd)
             self._fds.clear()
             self._ns.clear()
+            self._last.clear()
 
 
 def lab_pids(table: dict[int, tuple[int, str, str]], root: int) -> list[int]:
