@@ -19,11 +19,13 @@ if not sys.platform.startswith("linux"):  # pragma: no cover - the course needs 
 _PUBLIC = {
     "Lab": "labkit.lab",
     "Parent": "labkit.lab",
+    "Pod": "labkit.pod",
     "LabError": "labkit.errors",
     "LabClosedError": "labkit.errors",
     "CapacityError": "labkit.errors",
     "AgentError": "labkit.errors",
     "NamespaceUnavailable": "labkit.errors",
+    "BudgetUnavailable": "labkit.errors",
     "ForkRefused": "labkit.errors",
     "ParentGoneError": "labkit.errors",
     "Snapshot": "labkit.observe",

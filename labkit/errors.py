@@ -24,6 +24,11 @@ class NamespaceUnavailable(LabError, RuntimeError):
     running. The message names the refused mechanism, its errno, and what still works."""
 
 
+class BudgetUnavailable(LabError, RuntimeError):
+    """No real kernel mechanism can enforce the PID budget asked for (Lab(pid_limit=N)) here;
+    nothing was started and nothing is simulated. The message says why and what would work."""
+
+
 class ParentGoneError(AgentError):
     """The parent has exited (by Parent.exit(), or killed from outside) and takes no requests."""
 

@@ -1,0 +1,445 @@
+"""Pod: the seed's pod in Python. A pause holds the namespaces; members join them with setns.
+
+    kernel (this process; threaded, never forks pod processes)
+     ├─ launcher: python -m labkit.unshare --pid --uts --ipc --net --mount-proc ...   (outside)
+     │   └─ pause, PID 1 of the pod: python -m labkit.pause                          (inside)
+     │       └─ orphans of members (adopted, reaped)
+     └─ python -m labkit.nsenter --target <pause> ...      (one per member, outside)
+         └─ member: COMMAND                                                          (inside)
+
+`unshare --pid --uts --ipc --mount -f` makes the pause; `docker run --net=container:pause
+--ipc=container:pause --pid=container:pause` is each member (labkit.nsenter). The members share
+the pause's hostname, System V IPC objects, loopback network and PID numbering, and are kept
+apart from the host's. Closing the pod stops the pause; when PID 1 of a PID namespace exits the
+kernel kills every other process in it (pid_namespaces(7)), so nothing of the pod is left.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+
+from labkit import checks, linux, nsenter, unshare
+from labkit.errors import AgentError, LabClosedError, LabError, NamespaceUnavailable
+from labkit.lab import PACKAGE_DIR, ReapEvent
+
+START_TIMEOUT = 10.0   # seconds for the pause, or a member, to come up (a slow Binder start)
+CLOSE_TIMEOUT = 10.0
+STOP_GRACE = 2.0       # seconds a member has to end after SIGTERM before it is killed
+MAX_TIMEOUT = 3600.0
+HOSTNAME = re.compile(r"[A-Za-z0-9.-]{1,64}")  # 64: HOST_NAME_MAX, the UTS field (uname(2))
+# labkit.unshare's exit codes for a step the kernel refused: a namespace, its ID maps, the
+# /proc mount, the hostname, the loopback.
+REFUSED = (unshare.EXIT_USER_NS, unshare.EXIT_NAMESPACES, unshare.EXIT_MOUNT_PROC,
+           unshare.EXIT_HOSTNAME, unshare.EXIT_LOOPBACK)
+STILL_WORKS = ("What still works: a Lab in subreaper mode (labkit.Lab(mode='subreaper')), where "
+               "the lab's pause adopts and reaps orphans as a child subreaper (prctl(2) "
+               "PR_SET_CHILD_SUBREAPER) without any namespace")
+
+
+def launcher_error(code: int, output: str) -> LabError:
+    """What a launcher (labkit.unshare) that exited with `code` before the pause ran means.
+
+    Its last line names the step the kernel refused and the errno, e.g. `labkit.unshare: new
+    pid/uts/ipc/net/mount namespaces (unshare) refused: EPERM (Operation not permitted)`.
+    """
+    lines = [line for line in output.splitlines() if line.strip()]
+    said = lines[-1] if lines else "(it said nothing)"
+    if code in REFUSED:
+        return NamespaceUnavailable(f"a pod is not possible here: {said}. {STILL_WORKS}")
+    return AgentError(f"the pod's launcher (labkit.unshare) exited with status {code}: {said}")
+
+
+def _member_error(code: int, message: str, argv: list[str]) -> Exception:
+    """The exception for a member that did not start (labkit.nsenter's status line)."""
+    if code == nsenter.EXIT_NOT_FOUND:
+        return FileNotFoundError(errno.ENOENT, message, argv[0])
+    if code == nsenter.EXIT_NOT_EXECUTABLE:
+        return PermissionError(errno.EACCES, message, argv[0])
+    if code == nsenter.EXIT_SETNS and "EPERM" in message:
+        return NamespaceUnavailable(f"joining the pod is not possible here: {message}. "
+                                    f"{STILL_WORKS}")
+    return AgentError(f"a member could not join the pod (it may have been stopped from "
+                      f"outside; close it and start a new one): {message}")
+
+
+def _check_hostname(hostname: object) -> str:
+    if not isinstance(hostname, str):
+        raise TypeError(f"hostname must be a string such as 'pod-a', not {hostname!r} of type "
+                        f"{type(hostname).__name__}")
+    if not HOSTNAME.fullmatch(hostname):
+        raise ValueError(f"hostname {hostname!r} is not allowed: use 1 to 64 characters among "
+                         "letters, digits, '-' and '.', such as 'pod-a'")
+    return hostname
+
+
+def _check_argv(argv: object) -> list[str]:
+    if isinstance(argv, (str, bytes)):
+        raise TypeError(f"argv must be a list of strings such as ['hostname'] or ['ps', '-ef'], "
+                        f"not the single string {argv!r} (no shell splits it)")
+    if not isinstance(argv, Sequence) or not argv:
+        raise TypeError(f"argv must be a non-empty list of strings such as ['hostname'], "
+                        f"not {argv!r}")
+    for arg in argv:
+        if not isinstance(arg, str):
+            raise TypeError(f"every argument must be a string, not {arg!r} of type "
+                            f"{type(arg).__name__} (in {argv!r})")
+        if "\0" in arg:
+            raise ValueError(f"an argument cannot contain a NUL character: {arg!r}")
+    if not argv[0]:
+        raise ValueError("argv[0], the program to run, is empty")
+    return list(argv)
+
+
+def _environment(env: dict | None = None) -> dict:
+    """`env` (or ours) with labkit importable: the launcher and nsenter run `python -m labkit.*`."""
+    env = dict(os.environ if env is None else env)
+    env.pop("LABKIT_HOST_PROC_FD", None)  # labkit.unshare's, for a lab inside only
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
+    return env
+
+
+def _read_status(fd: int, timeout: float) -> str | None:
+    """What labkit.nsenter wrote to its status pipe before end-of-file ("" = the member
+    started), or None if the pipe stayed open past `timeout`."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return data.decode(errors="replace")
+        data += chunk
+
+
+def _close_streams(proc: subprocess.Popen) -> None:
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def _stop_member(proc: subprocess.Popen) -> None:
+    """End one member and its nsenter: SIGTERM (nsenter passes it on), then SIGKILL the member.
+
+    The member is killed, never nsenter first: a member whose nsenter died would be adopted
+    outside the pod (see labkit.nsenter), by whoever reaps orphans here.
+    """
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_GRACE)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    # nsenter is alive and has not reaped its child: that PID still names the member.
+    for child in linux.children(proc.pid):
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class _Session:
+    """The processes and files of one pod; kept apart from Pod so a finalizer can end them."""
+
+    def __init__(self, hostname: str, user: bool) -> None:
+        self.dir = tempfile.mkdtemp(prefix="labkit-pod-")
+        self.events_path = os.path.join(self.dir, "events.jsonl")
+        self.log_path = os.path.join(self.dir, "launcher.log")
+        self.members: list[subprocess.Popen] = []
+        self.closed = False
+        self.ready = False  # the pause runs, with SIGTERM blocked (wait_for_pause)
+        command = [sys.executable, "-m", "labkit.unshare", "--pid", "--mount-proc", "--uts",
+                   "--ipc", "--net", "--hostname", hostname, "--owner", str(os.getpid())]
+        if user:
+            # The only way an unprivileged user may make the others (user_namespaces(7)).
+            command.append("--user")
+        command += ["--", sys.executable, "-m", "labkit.pause", "--events", self.events_path]
+        try:
+            with open(self.log_path, "wb") as log:
+                # A new session: a terminal's Ctrl-C reaches us, and we close the pod, rather
+                # than the pause dying behind our back.
+                self.launcher = subprocess.Popen(
+                    command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    env=_environment(), start_new_session=True)
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def wait_for_pause(self, timeout: float) -> int:
+        """The pause's host PID, once it runs as PID 1 with its signals blocked.
+
+        It is the launcher's only child. Its comm is "pause" only once it has exec'd and
+        blocked SIGTERM (labkit.pause): by then the namespaces are set up (labkit.unshare does
+        that before the exec), and a stop request sent from now on is not lost. Before that,
+        PID 1 of a namespace ignores a signal it has no handler for (pid_namespaces(7)).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.launcher.poll()
+            if code is not None:
+                raise launcher_error(code, self.log())
+            for child in linux.children(self.launcher.pid):
+                stat = linux.read_stat(child)
+                if stat is not None and stat[0] == "pause":
+                    self.ready = True
+                    return child
+            if time.monotonic() > deadline:
+                raise AgentError(f"the pod's pause did not start within {timeout:g} s; its "
+                                 f"launcher said: {self.log().strip() or '(nothing)'}")
+            time.sleep(0.005)
+
+    def log(self) -> str:
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def close(self) -> None:
+        """Stop the pause, wait for the launcher and every member's nsenter. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        # SIGTERM to the launcher, our own child (its PID cannot have been reused), which passes
+        # it on to the pause. The pause exits; being PID 1 of the pod, its exit makes the
+        # kernel SIGKILL every other process in the pod (pid_namespaces(7)), members included.
+        # A pause not yet ready may not have blocked SIGTERM, and would ignore it: kill the
+        # launcher instead, and the pause dies by its PR_SET_PDEATHSIG (SIGKILL).
+        if self.launcher.poll() is None:
+            self.launcher.send_signal(signal.SIGTERM if self.ready else signal.SIGKILL)
+        try:
+            self.launcher.wait(CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.launcher.kill()  # the pause goes too: its PR_SET_PDEATHSIG is SIGKILL
+            self.launcher.wait()
+        # Each nsenter reaps its killed member and exits with 137 (128 + SIGKILL). The pause's
+        # own exit completes only once every process of its namespace is reaped, these members
+        # too (kernel/pid_namespace.c, zap_pid_ns_processes): their nsenter must be alive to.
+        for proc in self.members:
+            try:
+                proc.wait(CLOSE_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                _stop_member(proc)
+
+    def remove_files(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _finalize(session: _Session) -> None:
+    try:
+        session.close()
+    finally:
+        session.remove_files()
+
+
+class Pod:
+    """A Kubernetes-style pod: a pause as PID 1 holding new UTS, IPC, network and PID namespaces
+    (and a mount namespace for its /proc; a user namespace when we are not root), which members
+    join with setns(2).
+
+        with Pod(hostname="pod-a") as pod:
+            pod.run(["hostname"]).stdout      # 'pod-a\\n'
+            server = pod.start(["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1"])
+            print(pod.ps())                   # the pause is PID 1; the members are there too
+
+    Closing (leaving `with`, close(), interpreter exit, or this process dying) stops the pause,
+    and with it everything in the pod.
+    """
+
+    def __init__(self, hostname: str = "pod-a") -> None:
+        self.hostname = _check_hostname(hostname)
+        self.user_namespace = os.geteuid() != 0
+        self._lock = threading.RLock()
+        self._events: list[ReapEvent] = []
+        self._events_offset = 0
+        self._session = _Session(self.hostname, self.user_namespace)
+        self._finalizer = weakref.finalize(self, _finalize, self._session)
+        try:
+            self.pid: int = self._session.wait_for_pause(START_TIMEOUT)
+        except BaseException:
+            self._finalizer()
+            raise
+        self.launcher_pid: int = self._session.launcher.pid
+
+    # --- members ----------------------------------------------------------------------------
+
+    def _nsenter(self, argv: list[str]) -> list[str]:
+        joins = ["--user"] if self.user_namespace else []
+        joins += ["--uts", "--ipc", "--net", "--pid", "--mount"]
+        return [sys.executable, "-m", "labkit.nsenter", "--target", str(self.pid), *joins]
+
+    def start(self, argv: Sequence[str], **popen_kwargs) -> subprocess.Popen:
+        """Start `argv` as a member of the pod; returns once it runs (its program exec'd).
+
+        The Popen is for labkit.nsenter, which waits outside the pod for the member and passes
+        SIGTERM/SIGINT/SIGHUP on to it: `.wait()`, `.returncode`, `.terminate()` and
+        `.communicate()` act on the member. Keyword arguments go to subprocess.Popen (stdout=,
+        text=, ...); stdin defaults to /dev/null.
+        """
+        argv = _check_argv(argv)
+        with self._lock:
+            self._check_open()
+            return self._start(argv, popen_kwargs)
+
+    def _start(self, argv: list[str], kwargs: dict) -> subprocess.Popen:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        kwargs.setdefault("start_new_session", True)  # a terminal's Ctrl-C is ours to pass on
+        kwargs["env"] = _environment(kwargs.get("env"))
+        status_r, status_w = os.pipe()
+        kwargs["pass_fds"] = (*kwargs.get("pass_fds", ()), status_w)
+        command = self._nsenter(argv) + ["--status-fd", str(status_w), "--", *argv]
+        try:
+            proc = subprocess.Popen(command, **kwargs)
+        except BaseException:
+            os.close(status_r)
+            raise
+        finally:
+            os.close(status_w)
+        try:
+            status = _read_status(status_r, START_TIMEOUT)
+        finally:
+            os.close(status_r)
+        if status:
+            proc.wait()
+            _close_streams(proc)
+            code, _, message = status.strip().partition(" ")
+            raise _member_error(int(code), message, argv)
+        if status is None:
+            _stop_member(proc)
+            raise AgentError(f"a member ({argv[0]!r}) did not start within {START_TIMEOUT:g} s")
+        self._session.members.append(proc)
+        return proc
+
+    def run(self, argv: Sequence[str], timeout: float = 30.0,
+            input: str | None = None) -> subprocess.CompletedProcess:
+        """Run `argv` as a member of the pod and wait for it; its exit status and output (text).
+
+        As subprocess.run(argv, capture_output=True, text=True, timeout=timeout): a member that
+        outlives `timeout` is stopped and TimeoutExpired raised. A program that cannot be found
+        raises FileNotFoundError.
+        """
+        argv = _check_argv(argv)
+        timeout = checks.seconds(timeout, "timeout", low=0.001, high=MAX_TIMEOUT)
+        if input is not None and not isinstance(input, str):
+            raise TypeError(f"input must be a string or None, not {type(input).__name__}")
+        with self._lock:
+            self._check_open()
+            proc = self._start(argv, {
+                "stdin": subprocess.DEVNULL if input is None else subprocess.PIPE,
+                "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True})
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop_member(proc)
+            raise subprocess.TimeoutExpired(argv, timeout, *self._leftovers(proc)) from None
+        except BaseException:
+            _stop_member(proc)
+            raise
+        finally:
+            with self._lock:
+                if proc in self._session.members:
+                    self._session.members.remove(proc)
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+    @staticmethod
+    def _leftovers(proc: subprocess.Popen) -> tuple[str | None, str | None]:
+        """Output of a stopped member; an orphan of it in the pod may still hold the pipes."""
+        try:
+            return proc.communicate(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            _close_streams(proc)
+            return None, None
+
+    def ps(self) -> str:
+        """`ps -eo pid,ppid,stat,comm` run inside the pod: the table its members see.
+
+        The pause is PID 1. Members show PPID 0: their parent (labkit.nsenter) is outside.
+        """
+        done = self.run(["ps", "-eo", "pid,ppid,stat,comm"])
+        if done.returncode != 0:
+            raise AgentError(f"ps failed inside the pod (status {done.returncode}): "
+                             f"{done.stderr.strip()}")
+        return done.stdout
+
+    @property
+    def members(self) -> list[subprocess.Popen]:
+        """Members started with start() that are still running."""
+        with self._lock:
+            return [proc for proc in self._session.members if proc.poll() is None]
+
+    # --- the pause's reaps ------------------------------------------------------------------
+
+    @property
+    def events(self) -> list[ReapEvent]:
+        """Every process the pod's pause has reaped: orphans of members, adopted by PID 1.
+
+        `ns_pid` is the PID inside the pod; `pid` (the host PID) is None: the process is gone.
+        """
+        with self._lock:
+            self._read_events()
+            return list(self._events)
+
+    def _read_events(self) -> None:
+        try:
+            with open(self._session.events_path, "rb") as f:
+                f.seek(self._events_offset)
+                data = f.read()
+        except OSError:
+            return
+        complete = data[:data.rfind(b"\n") + 1]  # a line being written is read next time
+        self._events_offset += len(complete)
+        for line in complete.splitlines():
+            e = json.loads(line)
+            self._events.append(ReapEvent(None, e["status"], e["time"], e["monotonic"],
+                                          e["pid"]))
+
+    # --- lifetime ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._session.closed:
+            raise LabClosedError("this pod is closed: its processes are gone. "
+                                 "Start a new one with labkit.Pod()")
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    def close(self) -> None:
+        """Stop the pause, and so every process of the pod. Idempotent."""
+        with self._lock:
+            if self._session.closed:
+                return
+            self._session.close()
+            self._read_events()
+            self._finalizer()
+
+    def __enter__(self) -> Pod:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"pause {self.pid}, {len(self.members)} members"
+        return f"<Pod hostname={self.hostname!r} ({state})>"
