@@ -22,6 +22,15 @@ from labkit import linux, parent
 from labkit.wire import Channel
 
 
+def wait_readable(fds: list[int]) -> list[int]:
+    """The fds of `fds` that are readable, waiting until one is. poll(2), not select(2): the
+    pipes may come from a kernel holding fds >= 1024, which select cannot watch."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll()]
+
+
 def pid_lists(words: list[str]) -> dict:
     """{"pids": host PIDs, "ns_pids": PIDs in our namespace} from PID or HOSTPID:NSPID words
     (a child that died before it could tell its host PID is left out of "pids")."""
@@ -166,7 +175,7 @@ class Agent:
         self.kernel.send({"ok": True, "agent": me, "root": root, "ns_pid": os.getpid()})
         while True:
             if not self.kernel.has_line():
-                ready = select.select([self.kernel.rfd, wake_r], [], [])[0]
+                ready = wait_readable([self.kernel.rfd, wake_r])
                 if wake_r in ready:
                     parent._drain_wakeups(wake_r)
                     self.reap()

@@ -182,11 +182,13 @@ def serve(rfd: int, wfd: int, policy: str) -> None:
     os.write(wfd, b"hello %d\n" % host_pid())  # short: a pipe writes it whole
     wake = install(policy)
     close = tuple(fd for fd in (rfd, wfd, wake) if fd is not None)
-    watched = [rfd] + ([wake] if wake is not None else [])
+    poller = select.poll()  # not select(2): it cannot watch an fd >= 1024
+    for fd in [rfd] + ([wake] if wake is not None else []):
+        poller.register(fd, select.POLLIN)
     pending = b""
     while True:
         if b"\n" not in pending:
-            ready = select.select(watched, [], [])[0]
+            ready = [fd for fd, _ in poller.poll()]
             if wake in ready:
                 _drain_wakeups(wake)
                 if policy == "wait":

@@ -116,9 +116,11 @@ def _read_status(fd: int, timeout: float) -> str | None:
     started), or None if the pipe stayed open past `timeout`."""
     data = b""
     deadline = time.monotonic() + timeout
+    poller = select.poll()  # not select(2): a kernel with a big lab holds fds >= 1024
+    poller.register(fd, select.POLLIN)
     while True:
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        if remaining <= 0 or not poller.poll(int(remaining * 1000) + 1):
             return None
         chunk = os.read(fd, 4096)
         if not chunk:

@@ -37,7 +37,7 @@ class Channel:
     def receive_line(self, timeout: float | None = None) -> str | None:
         """The next line (without its newline), None at EOF; TimeoutError after `timeout` s."""
         while b"\n" not in self._buf:
-            if timeout is not None and not select.select([self.rfd], [], [], timeout)[0]:
+            if timeout is not None and not self._readable(timeout):
                 raise TimeoutError
             chunk = os.read(self.rfd, 1 << 16)
             if not chunk:
@@ -45,6 +45,13 @@ class Channel:
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         return line.decode()
+
+    def _readable(self, timeout: float) -> bool:
+        # poll(2), not select(2): the kernel side may hold thousands of descriptors (the
+        # snapshot reader keeps /proc files open), and select cannot watch an fd >= 1024.
+        poller = select.poll()
+        poller.register(self.rfd, select.POLLIN)
+        return bool(poller.poll(max(0, int(timeout * 1000))))
 
     def close(self) -> None:
         for fd in {self.rfd, self.wfd}:

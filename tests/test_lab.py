@@ -161,7 +161,7 @@ def test_tree_shows_roles_states_and_elides_long_lists(lab):
     lines = text.splitlines()
     inside = " (pid 1 inside)" if lab.mode == "pid-namespace" else ""
     assert lines[0] == f"{lab.root_pid}{inside} pause [root] sleeping"
-    assert f"{parent.pid} " in text and "lab-parent [parent] sleeping" in text
+    assert f"{parent.pid} " in text and "lab-parent [parent] " in text  # sleeping, or running
     assert "lab-child [child] zombie" in text
     assert "… 29 more (29 zombie)" in lines[-1]
 
@@ -324,3 +324,15 @@ def test_a_closed_lab_keeps_no_file_open():
         lab.wait_for(lambda s: len(s.zombies) == 50)
         assert len(os.listdir("/proc/self/fd")) > before + 50  # the reader keeps stat files open
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_a_kernel_holding_over_1024_descriptors_still_drives_labs():
+    """A big lab's reader keeps a /proc file open per process, so the kernel's next pipes get
+    descriptors above 1024, which select(2) cannot watch: the lab must not use it."""
+    with labkit.Lab(max_procs=1200) as big:
+        big.parent("none").fork(1100)
+        big.wait_for(lambda s: len(s.zombies) == 1100, timeout=30)
+        assert max(int(fd) for fd in os.listdir("/proc/self/fd")) > 1024
+        with labkit.Lab() as other:
+            assert other.parent("none").fork(3)
+            assert len(other.wait_for(lambda s: len(s.zombies) == 3).zombies) == 3
