@@ -12,6 +12,7 @@ makes the root kill and reap every lab process before it exits.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -22,12 +23,13 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from labkit import checks, limits, unshare
+from labkit import budget, checks, limits, unshare
 from labkit.errors import (
     AgentError,
+    BudgetUnavailable,
     CapacityError,
     ForkRefused,
     LabClosedError,
@@ -69,15 +71,17 @@ class ReapEvent(NamedTuple):
 class _Session:
     """The processes and files of one lab; kept apart from Lab so a finalizer can end them."""
 
-    def __init__(self, mode: str, reap: bool) -> None:
+    def __init__(self, mode: str, reap: bool, pid_budget: budget.Budget | None = None) -> None:
         self.mode = mode
+        self.budget = pid_budget  # released (its cgroup removed) once the lab is drained
+        budget_options = [] if pid_budget is None else pid_budget.root_options(mode)
         self.dir = tempfile.mkdtemp(prefix="labkit-")
         self.events_path = os.path.join(self.dir, "events.jsonl")
         self.log_path = os.path.join(self.dir, "root.log")
         to_agent_r, to_agent_w = os.pipe()
         from_agent_r, from_agent_w = os.pipe()
         agent = [sys.executable, "-m", "labkit.agent", "--fds", f"{to_agent_r},{from_agent_w}"]
-        command = _root_command(mode, reap, self.events_path) + ["--"] + agent
+        command = _root_command(mode, reap, self.events_path, budget_options) + ["--"] + agent
         env = dict(os.environ)
         env.pop("LABKIT_HOST_PROC_FD", None)  # set by labkit.unshare for the lab inside only
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
@@ -126,9 +130,12 @@ class _Session:
             return ""
 
 
-def _root_command(mode: str, reap: bool, events: str) -> list[str]:
-    """The lab root's command line: the pause as a subreaper, or as PID 1 of a namespace."""
-    pause = [sys.executable, "-m", "labkit.pause", "--drain", "--events", events]
+def _root_command(mode: str, reap: bool, events: str,
+                  budget_options: Sequence[str] = ()) -> list[str]:
+    """The lab root's command line: the pause as a subreaper, or as PID 1 of a namespace.
+    `budget_options` (--cgroup DIR or --nproc N) put it under a PID budget before it forks."""
+    pause = [sys.executable, "-m", "labkit.pause", "--drain", "--events", events,
+             *budget_options]
     if not reap:
         pause.append("--no-reap")
     if mode == "subreaper":
@@ -149,6 +156,8 @@ def _finalize(session: _Session, reader: ProcReader) -> None:
     finally:
         reader.close()
         session.remove_files()
+        if session.budget is not None:  # after close: rmdir needs the lab's cgroup empty
+            session.budget.release()
 
 
 class Lab:
@@ -156,15 +165,21 @@ class Lab:
 
     Use it as a context manager, or call close(); it is also closed when the interpreter exits,
     and its root drains the lab by itself if this process dies (PR_SET_PDEATHSIG).
+
+    `pid_limit=N`: a PID budget the kernel enforces (labkit.budget): the lab's processes,
+    zombies included, hold at most N PIDs, and a fork past it fails with EAGAIN (ForkRefused).
+    `lab.limit_mechanism` says what enforces it: a cgroup's pids.max, or RLIMIT_NPROC.
     """
 
     def __init__(self, mode: str = "auto", max_procs: int = limits.DEFAULT_MAX_PROCS,
-                 reap: bool = True) -> None:
+                 reap: bool = True, pid_limit: int | None = None) -> None:
         mode = checks.choice(mode, "mode", MODES)
         ceiling, why = limits.ceiling()
         self.max_procs = checks.count(max_procs, "max_procs", low=limits.MIN_PROCS,
                                       high=ceiling, why_high=f"on this machine now: {why}")
         self.reap = checks.flag(reap, "reap")
+        self.pid_limit = None if pid_limit is None else budget.check_limit(pid_limit,
+                                                                           self.max_procs)
         self._lock = threading.RLock()
         self._parents: dict[int, Parent] = {}
         self._actions: list[tuple[float, str]] = []
@@ -173,15 +188,23 @@ class Lab:
         self._recorders: list[Recorder] = []
         self._next_id = 0
         self.mode_reason = ""  # why "auto" chose what it chose
-        if mode == "auto" and AUTO_TRIES_NAMESPACES:
-            try:
-                hello = self._start("pid-namespace")
-            except NamespaceUnavailable as exc:
-                self.mode_reason = str(exc)
-                hello = self._start("subreaper")
-        else:
-            hello = self._start("subreaper" if mode == "auto" else mode)
+        # The mechanism is chosen (a cgroup made) before any process: BudgetUnavailable if none.
+        self.budget = None if self.pid_limit is None else budget.plan(self.pid_limit)
+        try:
+            if mode == "auto" and AUTO_TRIES_NAMESPACES:
+                try:
+                    hello = self._start("pid-namespace")
+                except NamespaceUnavailable as exc:
+                    self.mode_reason = str(exc)
+                    hello = self._start("subreaper")
+            else:
+                hello = self._start("subreaper" if mode == "auto" else mode)
+        except BaseException:
+            if self.budget is not None:
+                self.budget.release()
+            raise
         self.mode: str = self._session.mode
+        self.limit_mechanism = None if self.budget is None else self.budget.describe()
         self.root_pid: int = hello["root"]
         self.agent_pid: int = hello["agent"]
         # Namespace PID -> host PID of what the lab made: the root reports PIDs as it sees them.
@@ -190,7 +213,7 @@ class Lab:
 
     def _start(self, mode: str) -> dict:
         """Start the root and the agent in `mode`; the agent's hello (its and the root's PIDs)."""
-        self._session = _Session(mode, self.reap)
+        self._session = _Session(mode, self.reap, self.budget)
         self._reader = ProcReader()
         self._finalizer = weakref.finalize(self, _finalize, self._session, self._reader)
         try:
@@ -202,16 +225,26 @@ class Lab:
             raise
         if hello and hello.get("ok"):
             return hello
+        # EOF on the pipe comes as the root exits, a moment before wait(2) can report its
+        # status: wait for it, or a namespace refusal would pass for a failure to start.
+        try:
+            code = self._session.root.wait(1.0)
+        except subprocess.TimeoutExpired:
+            code = None
         log = self._session.root_log().strip()
-        code = self._session.root.poll()
         self._finalizer()
         if mode == "pid-namespace" and code in NAMESPACE_REFUSALS:
+            said = log.splitlines()[-1] if log else f"labkit.unshare exited with status {code}"
             raise NamespaceUnavailable(
-                f"a PID-namespace lab is not possible here: {log.splitlines()[-1]}. What still "
+                f"a PID-namespace lab is not possible here: {said}. What still "
                 "works: Lab(mode='subreaper'), where the lab root adopts orphans as a child "
                 "subreaper (prctl(2) PR_SET_CHILD_SUBREAPER)")
-        raise AgentError(f"the lab did not start within {START_TIMEOUT:g} s; "
-                         f"its root said: {log or '(nothing)'}")
+        if code == budget.ROOT_REFUSED and self.budget is not None:
+            raise BudgetUnavailable(f"the lab root could not enter its PID budget "
+                                    f"({self.budget.mechanism}): {log}")
+        why = (f"its root exited with status {code}" if code is not None else
+               f"it did not start within {START_TIMEOUT:g} s")
+        raise AgentError(f"the lab could not start: {why}; its root said: {log or '(nothing)'}")
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -262,6 +295,19 @@ class Lab:
                 f" {n} more would not fit. Reap the zombies, let a parent exit, or start a lab "
                 f"with a larger max_procs (up to {limits.ceiling()[0]} on this machine)")
 
+    def _budget_advice(self, err: int, exiting: Sequence[int] = ()) -> str | None:
+        """What a fork refused with `err` means under the lab's PID budget (None: no budget).
+        `exiting`: children that exit at once; the count waits (briefly) for their zombies."""
+        if self.budget is None or err != errno.EAGAIN:
+            return None
+        deadline = time.monotonic() + 1.0
+        while True:
+            snap = self.snapshot()
+            settled = all(p is None or p.state == "zombie" for p in map(snap.by_pid, exiting))
+            if settled or time.monotonic() > deadline:
+                return self.budget.full(len(snap.procs), len(snap.zombies))
+            time.sleep(0.005)
+
     # --- public API -------------------------------------------------------------------------
 
     def parent(self, policy: str = "none") -> Parent:
@@ -272,7 +318,9 @@ class Lab:
             self._room_for(1)
             reply = self._request({"op": "parent", "policy": policy})
             if not reply["ok"]:
-                raise _refusal(reply, [])
+                if reply.get("errno") is not None:
+                    self._note(f"parent refused ({errno_name(reply['errno'])})")
+                raise _refusal(reply, [], self, "No new parent could be started. ")
             proc = Parent(self, reply["pid"], policy)
             self._parents[proc.pid] = proc
             self._host_pid[reply["ns_pid"]] = proc.pid
@@ -364,13 +412,15 @@ class Lab:
         return f"<Lab mode={self.mode!r} max_procs={self.max_procs} reap={self.reap} ({state})>"
 
 
-def _refusal(reply: dict, created: list[int]) -> Exception:
+def _refusal(reply: dict, created: list[int], lab: Lab | None = None, what: str = "",
+             exiting: Sequence[int] = ()) -> Exception:
     if reply.get("gone"):
         return ParentGoneError(reply["error"])
     if reply.get("errno") is not None:
-        return ForkRefused(reply["errno"], reply["error"], created,
-                           "Zombies and live processes hold PIDs: reap them or let their parent "
-                           "exit, then try again")
+        advice = lab._budget_advice(reply["errno"], exiting) if lab is not None else None
+        return ForkRefused(reply["errno"], reply["error"], created, what + (
+            advice or "Zombies and live processes hold PIDs: reap them or let their parent "
+                      "exit, then try again"))
     return AgentError(reply.get("error", "the lab's agent refused the request"))
 
 
@@ -410,7 +460,8 @@ class Parent:
                 if reply.get("errno") is not None:
                     lab._note(f"fork refused ({errno_name(reply['errno'])}) after "
                               f"{len(reply.get('pids', []))}")
-                raise _refusal(reply, reply.get("pids", []))
+                created = reply.get("pids", [])
+                raise _refusal(reply, created, lab, exiting=created if lifetime == 0 else ())
             lab._note(f"fork {n}")
             lab._host_pid.update(zip(reply["ns_pids"], reply["pids"], strict=True))
             return reply["pids"]
