@@ -209,7 +209,8 @@ def _attempts(probe: str, commands: tuple[str, str]) -> list[dict]:
         answer = run_probe(args)
         tried.append({"user_namespace": args[-1] == "--user", "command": command,
                       "ok": bool(answer.get("ok")), "errno": answer.get("errno"),
-                      "error": None if answer.get("ok") else _refusal(answer)})
+                      "error": None if answer.get("ok") else _refusal(answer),
+                      "step": answer.get("step")})
         if answer.get("ok"):
             break
     return tried
@@ -302,17 +303,15 @@ def pid_namespaces_fact() -> dict:
     if last["ok"]:
         how = "with a user namespace" if last["user_namespace"] else "directly"
         return _fact(f"allowed {how}: the first child is PID 1 inside (as `{last['command']}`)",
-                     "available for pid-namespace labs (not used by this version)",
-                     ok=True, tried=tried)
+                     "a lab can have its own PID 1 (Lab(mode='auto') uses one)",
+                     ok=True, errno=None, tried=tried)
     return _fact(f"denied: {last['error']} (as `{last['command']}`)",
                  "no lab can have its own PID 1 here; subreaper labs do the same job",
-                 ok=False, tried=tried)
+                 ok=False, errno=last["errno"], tried=tried)
 
 
 def proc_mount_fact(pid_ns: dict) -> dict:
-    if not pid_ns["ok"]:
-        return _fact("not tried: no PID namespace to mount it for",
-                     "psutil could not see inside a PID-namespace lab", ok=False, tried=[])
+    # Tried even where PID namespaces were denied: the refusal, with its errno, is the answer.
     tried = _attempts("procmount", ("unshare -mpf --mount-proc true",
                                     "unshare -Urmpf --mount-proc true"))
     last = tried[-1]
@@ -320,10 +319,16 @@ def proc_mount_fact(pid_ns: dict) -> dict:
         return _fact(f"allowed: proc mounted in a new mount+PID namespace, / made private first"
                      f" (as `{last['command']}`)",
                      "a PID-namespace lab could show its own PIDs (psutil reads /proc)",
-                     ok=True, tried=tried)
+                     ok=True, errno=None, tried=tried)
+    if last["step"] == "namespaces":
+        return _fact(f"denied: the new mount and PID namespaces it needs were refused, "
+                     f"{last['error']} (as `{last['command']}`)",
+                     "no fresh /proc, so no PID-namespace lab; subreaper labs read the host's "
+                     "/proc, which is all they need", ok=False, errno=last["errno"], tried=tried)
     return _fact(f"denied: {last['error']} (as `{last['command']}`)",
                  "a PID-namespace lab would be invisible to psutil here (a container that "
-                 "masks parts of /proc forbids a fresh proc mount)", ok=False, tried=tried)
+                 "masks parts of /proc forbids a fresh proc mount)", ok=False,
+                 errno=last["errno"], tried=tried)
 
 
 def python_fact() -> dict:
@@ -364,10 +369,16 @@ def lab_mode_fact(subreaper: dict, pid_ns: dict, proc: dict) -> dict:
         return _fact("none: labs cannot start here",
                      "Lab() needs PR_SET_CHILD_SUBREAPER, which this machine denies",
                      mode=None, pid_namespace=False)
-    extra = ("PID namespaces: available for pid-namespace labs (not used by this version)"
-             if pid_ns["ok"] and proc["ok"] else "PID-namespace labs would not work here")
+    refused = next((f"{LABELS[name]} denied, {fact['errno'] or 'no errno'}"
+                    for name, fact in (("pid_namespaces", pid_ns), ("proc_mount", proc))
+                    if not fact["ok"]), None)
+    if refused is None:  # what Lab(mode="auto") tries first, and gets
+        return _fact("pid-namespace", "Lab(mode='auto') runs the Python pause as PID 1 of a new "
+                     "PID namespace, with a /proc of its own; mode='subreaper' works too",
+                     mode="pid-namespace", pid_namespace=True)
     return _fact("subreaper", "Lab(mode='auto') uses the Python pause as a child subreaper; "
-                 + extra, mode="subreaper", pid_namespace=bool(pid_ns["ok"] and proc["ok"]))
+                 f"PID-namespace labs are not possible here ({refused}), as lab.mode_reason "
+                 "says", mode="subreaper", pid_namespace=False)
 
 
 # --- PIDs: cgroup pids, RLIMIT_NPROC, pid_max ----------------------------------------------

@@ -79,8 +79,14 @@ def pidns(user: bool) -> dict:
 
 
 def procmount(user: bool) -> dict:
-    """Mount a fresh /proc in a new mount and PID namespace, as `unshare --mount-proc` does."""
-    _enter(linux.CLONE_NEWNS | linux.CLONE_NEWPID, user)
+    """Mount a fresh /proc in a new mount and PID namespace, as `unshare --mount-proc` does.
+
+    A refusal says at which step ("step": "namespaces" or "mount"): unshare and ID maps, or mount.
+    """
+    try:
+        _enter(linux.CLONE_NEWNS | linux.CLONE_NEWPID, user)
+    except OSError as exc:
+        return {**refused(exc), "step": "namespaces"}
     return in_first_child(_mount_proc)
 
 
@@ -88,8 +94,11 @@ def _mount_proc() -> dict:
     # A new mount namespace starts as a copy whose mounts may still be shared with the host's:
     # make them all private first, so the proc mount below propagates nowhere
     # (mount_namespaces(7), "Shared subtrees").
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    try:
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+    except OSError as exc:
+        return {**refused(exc), "step": "mount"}
     # The new /proc shows the namespace's own PIDs: we are 1 there.
     me = os.readlink("/proc/self")
     return {"ok": me == "1", "proc_self": me}

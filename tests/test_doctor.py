@@ -116,7 +116,13 @@ def test_kernel_privileges_and_limits_are_this_process_s_own(report):
 def test_subreaper_is_allowed(report):
     # This very test run stands on it (conftest.py), so the probe must find it allowed.
     assert report["subreaper"]["ok"] is True
-    assert report["lab_mode"]["mode"] == "subreaper"
+
+
+def test_lab_mode_is_what_lab_auto_really_picks(report):
+    import labkit
+
+    with labkit.Lab() as lab:
+        assert report["lab_mode"]["mode"] == lab.mode
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) from util-linux")
