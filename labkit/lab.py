@@ -41,8 +41,10 @@ from labkit.observe import (
     ProcReader,
     Recorder,
     Snapshot,
+    Tally,
     count_lab,
     take_snapshot,
+    take_tally,
     with_namespace_pids,
 )
 from labkit.parent import POLICIES
@@ -341,6 +343,10 @@ class Lab:
             snap = with_namespace_pids(snap, self._reader)
         return snap
 
+    def _tally(self) -> Tally:
+        self._check_open()
+        return take_tally(self.root_pid, self._reader)
+
     def wait_for(self, predicate: Callable[[Snapshot], object], timeout: float = 5.0,
                  interval: float = 0.02) -> Snapshot:
         """Snapshots until `predicate(snapshot)` is true; that snapshot. Processes exit on their
@@ -359,7 +365,7 @@ class Lab:
         """A context manager that samples the lab every `interval` s; `.series` is the result."""
         interval = checks.seconds(interval, "interval", low=0.01, high=60.0)
         self._check_open()
-        recorder = Recorder(self.snapshot, interval, lambda: list(self._actions))
+        recorder = Recorder(self._tally, interval, lambda: list(self._actions))
         self._recorders.append(recorder)
         return recorder
 
