@@ -51,6 +51,8 @@ class Agent:
         op = request["op"]
         if op == "parent":
             return self.start_parent(request["policy"])
+        if op == "actor":
+            return self.start_actor(request["address"], request["name"])
         if op in ("fork", "reap", "exit"):
             pid = request["parent"]
             if pid not in self.parents:
@@ -100,6 +102,21 @@ class Agent:
         self.parents[host] = channel
         self.ns_pid[host] = pid
         return {"ok": True, "pid": host, "ns_pid": pid}
+
+    def start_actor(self, address: str, name: str) -> dict:
+        """Start the first actor of labkit.actions (labkit.actor): a bare interpreter that forks
+        it and exits at once, so the actor is an orphan adopted by the lab root. It connects to
+        the kernel's socket at `address` by itself; we only wait for the launcher."""
+        program = "from labkit.actor import main; main()"
+        try:
+            pid = os.posix_spawn(sys.executable, [sys.executable, "-S", "-c", program, address,
+                                 name], os.environ, setsigdef=(signal.SIGCHLD,))
+        except OSError as exc:
+            return {"ok": False, "errno": exc.errno, "error": os.strerror(exc.errno)}
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        if code != 0:
+            return {"ok": False, "error": f"the actor's launcher exited with status {code}"}
+        return {"ok": True}
 
     def relay(self, pid: int, request: dict) -> dict:
         """Ask parent `pid` (fork n lifetime | reap) and turn its words into a reply."""
