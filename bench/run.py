@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(HERE) not in sys.path:  # labkit, when it is not installed (PYTHONPATH=.)
     sys.path.insert(1, os.path.dirname(HERE))
 
-BENCHMARKS = ("fork", "snapshot", "lifecycle", "visual")
+BENCHMARKS = ("fork", "snapshot", "lifecycle", "visual", "inits")
 
 
 def machine() -> str:
@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "visual":
                 import bench_visual
                 rows += bench_visual.run(args.reps, modes)
+            elif name == "inits":  # the pause init beside its peers (10 s idle window)
+                import bench_inits
+                rows += bench_inits.run(args.reps)
             else:
                 import bench_lifecycle
                 rows += bench_lifecycle.run(args.reps, args.heavy_reps, modes)
