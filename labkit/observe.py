@@ -35,6 +35,7 @@ ZOMBIE = psutil.STATUS_ZOMBIE
 # (comm is at most 15). Reading less than the whole line also keeps Python's buffer small
 # enough for its own allocator, which made a read ~2x cheaper (measured: bench/).
 STAT_HEAD = 128
+VERIFY_EVERY = 10  # a recorder re-reads even trusted zombies once in this many samples
 
 ROLES = ("root", "agent", "parent", "child", "orphan", "descendant")
 
@@ -97,36 +98,62 @@ class ProcReader:
         self._fds: dict[int, int] = {}
         self._ns: dict[int, int] = {}
         self._last: dict[int, tuple[bytes, tuple[int, str, str]]] = {}  # the last line, parsed
+        self._passes = 0
         self._lock = threading.Lock()
 
-    def table(self) -> dict[int, tuple[int, str, str]]:
-        with self._lock:
-            return self._table()
+    def table(self, trust_zombies: bool = False) -> dict[int, tuple[int, str, str]]:
+        """pid -> (ppid, state letter, comm) for every process.
 
-    def _table(self) -> dict[int, tuple[int, str, str]]:
+        trust_zombies: a recorder's shortcut. A zombie cannot change state, only vanish (its
+        /proc directory goes when it is reaped) or be handed to a new parent (when its parent
+        exits). So a known zombie whose parent was read this pass as the same live process is
+        not read again. One pass in VERIFY_EVERY reads everything all the same.
+        """
+        with self._lock:
+            self._passes += 1
+            return self._table(trust_zombies and self._passes % VERIFY_EVERY != 0)
+
+    def _table(self, trust_zombies: bool) -> dict[int, tuple[int, str, str]]:
         table = {}
-        fds, pread, parse, last = self._fds, os.pread, _parse_stat, self._last
+        same: set[int] = set()  # read through a file kept open: the very process seen before
+        deferred: list[int] = []
+        fds, last = self._fds, self._last
         for name in os.listdir("/proc"):
             if not name.isdigit():
                 continue
             pid = int(name)
-            fd = fds.get(pid)
-            if fd is not None:
-                try:
-                    data = pread(fd, STAT_HEAD, 0)
-                except OSError:  # reaped: this file named the process that is gone
-                    self._forget(pid)
-                else:
-                    # A zombie's line never changes, an idle sleeper's seldom: parse what did.
-                    seen = last.get(pid)
-                    if seen is None or seen[0] != data:
-                        seen = last[pid] = (data, parse(data))
-                    table[pid] = seen[1]
+            if pid in fds:
+                seen = last.get(pid)
+                if trust_zombies and seen is not None and seen[1][1] == "Z":
+                    deferred.append(pid)  # decided once its parent has been read
+                    continue
+                if self._reread(pid, table):
+                    same.add(pid)
                     continue
             data = self._open_and_read(pid, name)
             if data is not None:
-                table[pid] = parse(data)
+                table[pid] = _parse_stat(data)
+        for pid in deferred:
+            ppid = last[pid][1][0]
+            if ppid in same and table[ppid][1] != "Z":
+                table[pid] = last[pid][1]
+            else:
+                self._reread(pid, table)
         return table
+
+    def _reread(self, pid: int, table: dict) -> bool:
+        """pread the kept file of `pid` into `table`; False if that process is gone."""
+        try:
+            data = os.pread(self._fds[pid], STAT_HEAD, 0)
+        except OSError:  # reaped: this file named the process that is gone
+            self._forget(pid)
+            return False
+        # A zombie's line never changes, an idle sleeper's seldom: parse only what did.
+        seen = self._last.get(pid)
+        if seen is None or seen[0] != data:
+            seen = self._last[pid] = (data, _parse_stat(data))
+        table[pid] = seen[1]
+        return True
 
     def _open_and_read(self, pid: int, name: str) -> bytes | None:
         try:
@@ -289,7 +316,7 @@ def take_tally(root: int, reader: ProcReader | None = None) -> Tally:
     """A Tally of `root` and its descendants: a Snapshot's counts without building its Procs
     (a recorder samples 10 times a second; this is most of what it costs)."""
     now = time.monotonic()
-    table = read_table() if reader is None else reader.table()
+    table = read_table() if reader is None else reader.table(trust_zombies=True)
     pids = lab_pids(table, root)
     letters = Counter(table[pid][1] for pid in pids)
     return Tally(now, {STATES.get(k, k): n for k, n in letters.items()}, len(pids))

@@ -336,3 +336,19 @@ def test_a_kernel_holding_over_1024_descriptors_still_drives_labs():
         with labkit.Lab() as other:
             assert other.parent("none").fork(3)
             assert len(other.wait_for(lambda s: len(s.zombies) == 3).zombies) == 3
+
+
+def test_a_tally_that_trusts_known_zombies_still_sees_them_change_parent(mode):
+    """The recorder's shortcut skips re-reading zombies whose parent is unchanged: when the
+    parent exits, its zombies move to the root and must still be counted, pass after pass."""
+    with labkit.Lab(mode=mode, reap=False) as lab:
+        parent = lab.parent("none")
+        parent.fork(20)
+        lab.wait_for(lambda s: len(s.zombies) == 20)
+        for _ in range(3):  # every zombie is now known to the reader
+            assert lab._tally().counts["zombie"] == 20
+        parent.exit()
+        for _ in range(observe.VERIFY_EVERY + 2):
+            tally = lab._tally()
+            assert tally.counts.get("zombie") == 20 and tally.total == 22  # + root and agent
+        assert {z.ppid for z in lab.snapshot().zombies} == {lab.root_pid}
