@@ -8,7 +8,7 @@
 # that user cannot read (/root is mode 700), so a world-readable copy is staged in /tmp:
 #
 #   /tmp/zombie-lab-user.XXXXXX/     owned by that user, removed on exit
-#     repo/     .venv labkit tests pyproject.toml (+ bench notebooks docs README.md if present)
+#     repo/     .venv labkit tests pyproject.toml (+ tools bench notebooks docs README.md if present)
 #     shared/   reference/ from the clone's ../shared (tests build ../shared/reference/pause.c)
 #     home/     HOME, MPLCONFIGDIR, XDG_CACHE_HOME
 #
@@ -37,7 +37,7 @@ trap 'exit 143' TERM
 chmod 755 "$stage"
 
 mkdir -p "$stage/repo" "$stage/home/.cache" "$stage/home/.config/matplotlib"
-for item in .venv labkit tests pyproject.toml bench notebooks docs README.md; do
+for item in .venv labkit tests tools pyproject.toml bench notebooks docs README.md; do
     if [ -e "$repo/$item" ]; then
         cp -a "$repo/$item" "$stage/repo/"
     fi
