@@ -352,3 +352,21 @@ def test_a_tally_that_trusts_known_zombies_still_sees_them_change_parent(mode):
             tally = lab._tally()
             assert tally.counts.get("zombie") == 20 and tally.total == 22  # + root and agent
         assert {z.ppid for z in lab.snapshot().zombies} == {lab.root_pid}
+
+
+def test_when_pid_1_of_the_namespace_dies_the_kernel_kills_everything_inside():
+    """pid_namespaces(7): if the init of a PID namespace terminates, the kernel terminates every
+    other process in it (SIGKILL). The pause gets no chance to drain: SIGKILL is not caught."""
+    with labkit.Lab(mode="pid-namespace") as lab:
+        parent = lab.parent("none")
+        parent.fork(20)
+        parent.fork(20, lifetime=60)
+        orphaner = lab.parent("none")
+        orphaner.fork(5, lifetime=60)
+        orphaner.exit()
+        inside = lab.wait_for(lambda s: len(s.zombies) == 20).pids
+        assert len(inside) == 1 + 1 + 1 + 40 + 5  # root, agent, parent, children, orphans
+        os.kill(lab.root_pid, signal.SIGKILL)
+        assert wait_until(lambda: not any(alive(p) for p in inside), 5), [
+            p for p in inside if alive(p)]
+    assert lab.closed
