@@ -212,8 +212,10 @@ def test_fork_clicked_in_jupyterlab_makes_zombies_that_the_page_shows(server, tm
             expect(zombies).to_have_text("zombie: 30")
             expect(dashboard.locator(".labkit-status")).to_contain_text("forked 30 children")
             expect(dashboard.get_by_role("button", name="Reap", exact=True)).to_be_enabled()
-            # the live plot is a real picture
-            assert dashboard.locator("img").evaluate("img => img.naturalWidth") > 0
+            # the live plot is a real picture (once the browser has decoded the latest one:
+            # each refresh replaces it, so wait for it rather than reading it mid-swap)
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                                   arg=dashboard.locator("img").element_handle(), timeout=30_000)
 
             # The page shows what the kernel sees: ps counts the same 30 zombies.
             labs = lab_processes(jupyter)
