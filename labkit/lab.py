@@ -70,6 +70,19 @@ class ReapEvent(NamedTuple):
     ns_pid: int       # PID inside the lab's PID namespace (the host PID in subreaper mode)
 
 
+def read_events(path: str, offset: int) -> tuple[int, list[dict]]:
+    """The reap events a pause wrote to `path` (--events) after `offset`: (new offset, events).
+    A line still being written is left for the next call."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return offset, []
+    complete = data[:data.rfind(b"\n") + 1]
+    return offset + len(complete), [json.loads(line) for line in complete.splitlines()]
+
+
 class _Session:
     """The processes and files of one lab; kept apart from Lab so a finalizer can end them."""
 
@@ -376,16 +389,8 @@ class Lab:
         return list(self._events)
 
     def _read_events(self) -> None:
-        try:
-            with open(self._session.events_path, "rb") as f:
-                f.seek(self._events_offset)
-                data = f.read()
-        except OSError:
-            return
-        complete = data[:data.rfind(b"\n") + 1]  # a line being written is read next time
-        self._events_offset += len(complete)
-        for line in complete.splitlines():
-            e = json.loads(line)
+        self._events_offset, new = read_events(self._session.events_path, self._events_offset)
+        for e in new:
             host = e["pid"] if self.mode == "subreaper" else self._host_pid.get(e["pid"])
             self._events.append(ReapEvent(host, e["status"], e["time"], e["monotonic"],
                                           e["pid"]))

@@ -27,16 +27,13 @@ import tempfile
 import time
 from datetime import datetime
 
-from labkit import checks, limits, linux
+from labkit import budget, checks, limits, linux
 
 PROBE_TIMEOUT = 5.0   # seconds for one probe; a probe that runs over is killed with its group
 REAP_TIMEOUT = 5.0    # seconds we give the orphan's adopter to reap it
 POLL = 0.005          # seconds between looks at the orphan in /proc
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Bits of CapEff that lift RLIMIT_NPROC (include/uapi/linux/capability.h; kernel/fork.c).
-CAP_SYS_ADMIN = 21
-CAP_SYS_RESOURCE = 24
 IDENTITY_MAP = "0 0 4294967295"  # /proc/self/uid_map in the initial user namespace
 
 BINDER_VARS = ("BINDER_LAUNCH_HOST", "BINDER_REQUEST", "BINDER_REPO_URL", "BINDER_SERVICE_HOST")
@@ -400,25 +397,6 @@ def _cgroup_layout(mounts: list[tuple[str, str, list[str]]]) -> str:
             (False, True): "v2"}.get((v1, v2), "none")
 
 
-def pids_cgroup() -> tuple[str, str] | None:
-    """("v1" or "v2", directory) of this process's cgroup in the hierarchy that has pids."""
-    mounts = _mounts()
-    lines = [line.split(":", 2) for line in (_read("/proc/self/cgroup") or "").splitlines()]
-    for _, controllers, path in lines:
-        if "pids" in controllers.split(","):
-            for point, kind, options in mounts:
-                if kind == "cgroup" and "pids" in options:
-                    return "v1", os.path.normpath(os.path.join(point, path.lstrip("/")))
-    for hierarchy, controllers, path in lines:
-        if hierarchy == "0" and controllers == "":
-            for point, kind, _ in mounts:
-                directory = os.path.normpath(os.path.join(point, path.lstrip("/")))
-                available = (_read(os.path.join(directory, "cgroup.controllers")) or "").split()
-                if kind == "cgroup2" and "pids" in available:
-                    return "v2", directory
-    return None
-
-
 def try_child_cgroup(directory: str) -> dict:
     """mkdir and rmdir a uniquely named child cgroup: could a lab get a pids.max of its own?"""
     path = os.path.join(directory, f"labkit-doctor-{os.getpid()}-{secrets.token_hex(4)}")
@@ -439,7 +417,7 @@ def try_child_cgroup(directory: str) -> dict:
 
 def cgroup_fact() -> dict:
     layout = _cgroup_layout(_mounts())
-    found = pids_cgroup()
+    found = budget.pids_cgroup()
     if found is None:
         return _fact(f"cgroups {layout}; no pids controller for this process",
                      "no cgroup PID budget here; a lab's budget would use RLIMIT_NPROC",
@@ -461,48 +439,10 @@ def cgroup_fact() -> dict:
                  free=limits.cgroup_pids_free(), child=child)
 
 
-def _status(pid: str = "self") -> dict[str, str]:
-    fields = {}
-    for line in (_read(f"/proc/{pid}/status") or "").splitlines():
-        key, _, value = line.partition(":")
-        fields[key] = value.strip()
-    return fields
-
-
-def _tasks_of(uid: int) -> int:
-    """Threads whose real UID is `uid`: what RLIMIT_NPROC counts (setrlimit(2))."""
-    total = 0
-    for pid in linux.all_pids():
-        status = _status(str(pid))
-        uids = status.get("Uid", "").split()
-        if uids and int(uids[0]) == uid:
-            total += int(status.get("Threads", "1"))
-    return total
-
-
-def _nproc_exemption(soft: int) -> str | None:
-    """Why RLIMIT_NPROC does not stop our forks, or None if it does.
-
-    kernel/fork.c lets real UID 0 (of the initial user namespace) and CAP_SYS_RESOURCE or
-    CAP_SYS_ADMIN (which count only in the initial user namespace) fork past the limit.
-    """
-    if soft == resource.RLIM_INFINITY:
-        return "unlimited"
-    if " ".join((_read("/proc/self/uid_map") or "").split()) != IDENTITY_MAP:
-        return None
-    if os.getuid() == 0:
-        return "real uid 0 (root) is exempt"
-    caps = int(_status().get("CapEff", "0"), 16)
-    for bit, name in ((CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN")):
-        if caps & (1 << bit):
-            return f"{name} is in CapEff"
-    return None
-
-
 def nproc_fact() -> dict:
     soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
-    exempt = _nproc_exemption(soft)
-    used = _tasks_of(os.getuid())
+    exempt = "unlimited" if soft == resource.RLIM_INFINITY else budget.nproc_exemption()
+    used = budget.tasks_of(os.getuid())
 
     def show(value: int) -> str:
         return "unlimited" if value == resource.RLIM_INFINITY else str(value)

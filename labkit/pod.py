@@ -17,7 +17,6 @@ kernel kills every other process in it (pid_namespaces(7)), so nothing of the po
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import select
@@ -33,7 +32,7 @@ from collections.abc import Sequence
 
 from labkit import checks, linux, nsenter, unshare
 from labkit.errors import AgentError, LabClosedError, LabError, NamespaceUnavailable
-from labkit.lab import PACKAGE_DIR, ReapEvent
+from labkit.lab import PACKAGE_DIR, ReapEvent, read_events
 
 START_TIMEOUT = 10.0   # seconds for the pause, or a member, to come up (a slow Binder start)
 CLOSE_TIMEOUT = 10.0
@@ -403,16 +402,8 @@ class Pod:
             return list(self._events)
 
     def _read_events(self) -> None:
-        try:
-            with open(self._session.events_path, "rb") as f:
-                f.seek(self._events_offset)
-                data = f.read()
-        except OSError:
-            return
-        complete = data[:data.rfind(b"\n") + 1]  # a line being written is read next time
-        self._events_offset += len(complete)
-        for line in complete.splitlines():
-            e = json.loads(line)
+        self._events_offset, new = read_events(self._session.events_path, self._events_offset)
+        for e in new:
             self._events.append(ReapEvent(None, e["status"], e["time"], e["monotonic"],
                                           e["pid"]))
 
