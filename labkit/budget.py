@@ -54,16 +54,6 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _mounts() -> list[tuple[str, str, list[str]]]:
-    """(mount point, type, options) of each mount (proc(5), /proc/self/mounts)."""
-    found = []
-    for line in (_read("/proc/self/mounts") or "").splitlines():
-        fields = line.split()
-        if len(fields) >= 4:
-            found.append((fields[1], fields[2], fields[3].split(",")))
-    return found
-
-
 def pids_cgroup() -> tuple[str, str] | None:
     """("v1" or "v2", directory) where a lab's cgroup would be made: $LABKIT_PIDS_CGROUP if set,
     else this process's cgroup in the hierarchy that has the pids controller."""
@@ -71,7 +61,7 @@ def pids_cgroup() -> tuple[str, str] | None:
     if delegated:
         v2 = os.path.exists(os.path.join(delegated, "cgroup.controllers"))
         return ("v2" if v2 else "v1"), delegated
-    mounts = _mounts()
+    mounts = linux.mounts()
     lines = [line.split(":", 2) for line in (_read("/proc/self/cgroup") or "").splitlines()]
     for _, controllers, path in lines:
         if "pids" in controllers.split(","):

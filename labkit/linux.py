@@ -276,3 +276,14 @@ def children(pid: int) -> list[int]:
     except OSError:  # ESRCH: exited while we read
         return []
     return [p for p in all_pids() if (stat := read_stat(p)) is not None and stat[2] == pid]
+
+
+def mounts() -> list[tuple[str, str, list[str]]]:
+    """(mount point, type, options) of each mount of ours (proc(5), /proc/self/mounts)."""
+    try:
+        with open("/proc/self/mounts") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    return [(fields[1], fields[2], fields[3].split(",")) for fields in map(str.split, lines)
+            if len(fields) >= 4]

@@ -380,16 +380,6 @@ def lab_mode_fact(subreaper: dict, pid_ns: dict, proc: dict) -> dict:
 
 # --- PIDs: cgroup pids, RLIMIT_NPROC, pid_max ----------------------------------------------
 
-def _mounts() -> list[tuple[str, str, list[str]]]:
-    """(mount point, type, options) of each mount (proc(5), /proc/self/mounts)."""
-    found = []
-    for line in (_read("/proc/self/mounts") or "").splitlines():
-        fields = line.split()
-        if len(fields) >= 4:
-            found.append((fields[1], fields[2], fields[3].split(",")))
-    return found
-
-
 def _cgroup_layout(mounts: list[tuple[str, str, list[str]]]) -> str:
     v1 = any(kind == "cgroup" for _, kind, _ in mounts)
     v2 = any(kind == "cgroup2" for _, kind, _ in mounts)
@@ -416,7 +406,7 @@ def try_child_cgroup(directory: str) -> dict:
 
 
 def cgroup_fact() -> dict:
-    layout = _cgroup_layout(_mounts())
+    layout = _cgroup_layout(linux.mounts())
     found = budget.pids_cgroup()
     if found is None:
         return _fact(f"cgroups {layout}; no pids controller for this process",

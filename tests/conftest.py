@@ -11,6 +11,7 @@ it finds fail the test and are killed and reaped. `make test` also runs pytest u
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -20,6 +21,9 @@ import pytest
 
 from labkit import linux
 
+# The seed's C pause, the maintainers' reference, kept beside the repository (never in it).
+REFERENCE_C = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "shared", "reference", "pause.c")
 LEAK_GRACE = 5.0  # seconds a test's processes may take to be gone after it ends
 
 
@@ -95,3 +99,26 @@ def zombie_count() -> int:
     """Zombies on the whole machine, as `ps -eo stat | grep -c Z` counts them."""
     out = subprocess.run(["ps", "-eo", "stat="], capture_output=True, text=True, check=True).stdout
     return sum(1 for line in out.split() if line.startswith("Z"))
+
+
+@pytest.fixture(scope="session")
+def pause_c(tmp_path_factory) -> str:
+    """The seed's pause.c, compiled once per session outside the repo.
+
+    CI always has shared/ beside the clone: there its absence is a failure; in a learner's
+    clone, a skip.
+    """
+    if not os.path.isfile(REFERENCE_C):
+        message = f"the C reference {REFERENCE_C} is not beside this clone"
+        if os.environ.get("CI"):
+            pytest.fail(message + ": CI keeps shared/ beside the clone")
+        pytest.skip(message + " (only the maintainers' checkout has it)")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.fail("no C compiler (cc) to build the reference pause.c: install gcc")
+    binary = tmp_path_factory.mktemp("pause-c") / "pause-c"
+    built = subprocess.run([cc, "-O2", "-o", str(binary), REFERENCE_C],
+                           capture_output=True, text=True)
+    if built.returncode != 0:
+        pytest.fail(f"cc could not build {REFERENCE_C}:\n{built.stderr}")
+    return str(binary)

@@ -37,7 +37,6 @@ import pytest
 from conftest import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE_C = REPO.parent / "shared" / "reference" / "pause.c"
 ROOT = os.geteuid() == 0
 DEADLINE = 10.0
 TERMINATED = "Shutting down, got signal: Terminated\n"
@@ -139,25 +138,6 @@ def zombies_in(proc: str) -> list[int]:
 
 
 # --- the inits as PID 1 --------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def pause_c(tmp_path_factory) -> str:
-    """The seed's pause.c, compiled for this module outside the repo."""
-    if not REFERENCE_C.is_file():
-        message = f"the C reference {REFERENCE_C} is not beside this clone"
-        if os.environ.get("CI"):
-            pytest.fail(message + ": CI keeps shared/ beside the clone")
-        pytest.skip(message + " (only the maintainers' checkout has it)")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.fail("no C compiler (cc) to build the reference pause.c: install gcc")
-    binary = tmp_path_factory.mktemp("pause-c") / "pause-c"
-    built = subprocess.run([cc, "-O2", "-o", str(binary), str(REFERENCE_C)],
-                           capture_output=True, text=True)
-    if built.returncode != 0:
-        pytest.fail(f"cc could not build {REFERENCE_C}:\n{built.stderr}")
-    return str(binary)
-
 
 def child_env() -> dict[str, str]:
     env = dict(os.environ)

@@ -33,7 +33,6 @@ from conftest import reap_adopted, wait_until
 import labkit
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE_C = REPO.parent / "shared" / "reference" / "pause.c"
 PY_PAUSE = [sys.executable, "-m", "labkit.pause"]
 PROGRAMS = ("pause.c", "pause.py")
 
@@ -145,27 +144,6 @@ def still_there(ids: dict[int, int]) -> list[int]:
 
 
 # --- running the programs ------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def pause_c(tmp_path_factory) -> str:
-    """The seed's pause.c, compiled once per session outside the repo."""
-    if not REFERENCE_C.is_file():
-        # The seed's C source is the maintainers' reference, kept beside the repository, not in
-        # it. CI always has it: there its absence is a failure; in a learner's clone, a skip.
-        message = f"the C reference {REFERENCE_C} is not beside this clone"
-        if os.environ.get("CI"):
-            pytest.fail(message + ": CI keeps shared/ beside the clone")
-        pytest.skip(message + " (only the maintainers' checkout has it)")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.fail("no C compiler (cc) to build the reference pause.c: install gcc")
-    binary = tmp_path_factory.mktemp("pause-c") / "pause-c"
-    built = subprocess.run([cc, "-O2", "-o", str(binary), str(REFERENCE_C)],
-                           capture_output=True, text=True)
-    if built.returncode != 0:
-        pytest.fail(f"cc could not build {REFERENCE_C}:\n{built.stderr}")
-    return str(binary)
-
 
 @pytest.fixture
 def argv_of(pause_c):
