@@ -1,7 +1,8 @@
 # Zombie Lab: `make lab` opens the course, `make test` runs every test. Linux only.
 #
 #   make lab     set up .venv (once), then open the course in JupyterLab
-#   make test    set up .venv (once), then ruff + pytest (+ the same tests as uid 1000 when root)
+#   make test    set up .venv (once), then ruff + every test (+ the `user` tests as uid 1000 when root)
+#   make check   ruff + the fast tests (not marked `slow`): the inner loop, a few minutes
 #   make lint    ruff only
 #   make bench   the benchmarks (bench/run.py), if present
 #   make clean   remove .venv and caches
@@ -33,12 +34,13 @@ LINT_PATHS := $(wildcard labkit tests bench tools)
 UNDER_PAUSE := $(VPY) -m labkit.pause --subreaper --drain --
 IS_ROOT := $(filter 0,$(shell id -u))
 
-.PHONY: help venv lab test lint bench clean
+.PHONY: help venv lab test check lint bench clean
 
 help:
 	@echo "Zombie Lab (Linux only)"
 	@echo "  make lab     set up .venv, then open the course in JupyterLab"
 	@echo "  make test    set up .venv, then run every test (ruff, pytest; as uid 1000 too when root)"
+	@echo "  make check   ruff + the fast tests (not marked slow): the inner loop"
 	@echo "  make lint    ruff check"
 	@echo "  make bench   run bench/run.py"
 	@echo "  make clean   remove .venv and caches"
@@ -79,13 +81,23 @@ test: $(STAMP)
 	echo "==> [2/3] pytest as uid $$(id -u), under the lab's init (python -m labkit.pause)"; \
 	$(UNDER_PAUSE) $(VPY) -m pytest $(PYTEST_ARGS) || failed="$$failed pytest(uid-$$(id -u))"; \
 	if [ "$$(id -u)" = 0 ]; then \
-	  echo "==> [3/3] pytest as uid 1000 (tests/as-user.sh)"; \
+	  echo "==> [3/3] pytest as uid 1000, the tests marked 'user' (tests/as-user.sh)"; \
 	  bash tests/as-user.sh $(PYTEST_ARGS) || failed="$$failed pytest(uid-1000)"; \
 	else \
 	  echo "==> [3/3] skipped: this run already is unprivileged (uid $$(id -u))"; \
 	fi; \
 	if [ -n "$$failed" ]; then echo "==> make test: FAILED:$$failed"; exit 1; fi; \
 	echo "==> make test: all passed"
+
+# The inner loop: what can be wrong in a minute or two. `make test` is still the whole suite.
+check: $(STAMP)
+	@failed=""; \
+	echo "==> ruff check $(LINT_PATHS)"; \
+	$(VPY) -m ruff check $(LINT_PATHS) || failed="$$failed ruff"; \
+	echo "==> pytest -m 'not slow' as uid $$(id -u), under the lab's init"; \
+	$(UNDER_PAUSE) $(VPY) -m pytest -m "not slow" $(PYTEST_ARGS) || failed="$$failed pytest"; \
+	if [ -n "$$failed" ]; then echo "==> make check: FAILED:$$failed"; exit 1; fi; \
+	echo "==> make check: all passed"
 
 bench: $(STAMP)
 	@if [ -f bench/run.py ]; then \

@@ -24,6 +24,8 @@ import labkit
 from labkit import budget, machine
 from labkit.pause import EXIT_BUDGET, EXIT_USAGE
 
+pytestmark = pytest.mark.user  # root has cgroups and is exempt from RLIMIT_NPROC; others are not
+
 ROOT = os.geteuid() == 0
 LIMIT = 40
 OWN = budget.LAB_OWN      # root, agent, one parent

@@ -20,6 +20,8 @@ from conftest import reap_adopted, wait_until
 
 import labkit
 
+pytestmark = pytest.mark.user  # what a user may kill, sweep and reap differs from root's
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 OWNER = textwrap.dedent("""

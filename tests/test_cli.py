@@ -15,6 +15,8 @@ from conftest import wait_until
 from labkit import cli, limits
 from labkit.machine import doctor
 
+pytestmark = pytest.mark.user  # the CLI's labs and doctor depend on what this user may do
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -35,9 +35,13 @@ EPERM_TEXT = "EPERM (Operation not permitted)"
 REFUSED = ("new pid/mount namespaces (unshare)" if os.geteuid() == 0 else
            "a new user namespace (unshare CLONE_NEWUSER)")
 
-pytestmark = pytest.mark.skipif(
-    platform.machine() not in ("x86_64", "aarch64"),
-    reason="the no-namespaces filter knows the system call numbers of x86_64 and aarch64 only")
+pytestmark = [
+    pytest.mark.skipif(
+        platform.machine() not in ("x86_64", "aarch64"),
+        reason="the no-namespaces filter knows the system call numbers of x86_64 and aarch64 "
+               "only"),
+    pytest.mark.user,  # Binder is both: namespaces denied and uid 1000
+]
 
 
 @pytest.fixture(scope="session")
@@ -263,13 +267,12 @@ def test_auto_falls_back_to_a_subreaper_lab_says_why_and_the_lab_works_fully(no_
 
 
 PID_NAMESPACE_LAB = """
-    import json, time
+    import json
     import psutil
     import labkit
 
-    outcomes, messages, slowest = [], set(), 0.0
+    outcomes, messages = [], set()
     for _ in range(TRIES):
-        started = time.monotonic()
         try:
             lab = labkit.Lab(mode="pid-namespace")
         except labkit.NamespaceUnavailable as exc:
@@ -280,24 +283,22 @@ PID_NAMESPACE_LAB = """
         else:
             lab.close()
             outcomes.append("a pid-namespace lab started")
-        slowest = max(slowest, time.monotonic() - started)
     left = [p.pid for p in psutil.Process().children(recursive=True)]
-    print(json.dumps({"outcomes": outcomes, "messages": sorted(messages), "slowest": slowest,
-                      "left": left}))
+    print(json.dumps({"outcomes": outcomes, "messages": sorted(messages), "left": left}))
 """
 
 
 def test_a_pid_namespace_lab_is_refused_naming_the_mechanism_errno_and_what_works(
         no_namespaces, env):
     """Tried 20 times: the refusal must be told from a lab that failed to start every time
-    (the root's exit is seen just after its pipe closes), and be quick, and leave nothing."""
+    (the root's exit is seen just after its pipe closes; a start that timed out would be a
+    different outcome), and leave nothing."""
     out = python_under(no_namespaces, PID_NAMESPACE_LAB.replace("TRIES", "20"), env)
     assert out["outcomes"] == ["NamespaceUnavailable"] * 20
     [message] = out["messages"]
     assert message.startswith("a PID-namespace lab is not possible here: ")
     assert f"{REFUSED} refused: {EPERM_TEXT}" in message  # the mechanism and its errno
     assert "What still works: Lab(mode='subreaper')" in message
-    assert out["slowest"] < 5.0  # refused at once, not after the start timeout
     assert out["left"] == []
 
 

@@ -23,6 +23,8 @@ import labkit
 from labkit import linux
 from labkit.machine import LABELS
 
+pytestmark = pytest.mark.user  # the doctor reports what this user may do
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FACTS = {"kernel", "pid1", "orphans", "user", "subreaper", "user_namespaces", "pid_namespaces",
          "proc_mount", "cgroup_pids", "rlimit_nproc", "pids", "python", "hosting", "lab_mode"}

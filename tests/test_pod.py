@@ -126,6 +126,8 @@ def test_ps_inside_shows_the_pause_as_pid_1_and_every_member(pod):
 
 ORPHAN_MAKER = """
 import os, sys, time
+
+pytestmark = pytest.mark.user  # a pod needs a user namespace when not root
 go = sys.argv[1]
 pid = os.fork()
 if pid == 0:  # the child: outlives its parent, until the test says go

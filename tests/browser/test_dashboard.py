@@ -180,7 +180,6 @@ def test_fork_clicked_in_jupyterlab_makes_zombies_that_the_page_shows(server, tm
     sync_playwright = require_browser()
     from playwright.sync_api import expect
 
-    started = time.monotonic()
     jupyter = psutil.Process(server.proc.pid)
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
@@ -253,7 +252,6 @@ def test_fork_clicked_in_jupyterlab_makes_zombies_that_the_page_shows(server, tm
     assert server.proc.returncode is not None
     me = psutil.Process()
     assert lab_processes(me) == [], "labkit processes remain after the server stopped"
-    assert time.monotonic() - started < 120, "the browser test took far too long"
 
 
 def run_all_cells(page) -> None:
