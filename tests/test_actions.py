@@ -69,7 +69,7 @@ def test_orphans_that_exit_are_reaped_by_the_lab_root(lab):
     assert run.steps[3].structure["c"][0] == INIT
     assert "c" not in run.final and not any(p.pid == c for p in lab.snapshot().procs)
     assert run.final["d"][0] == INIT and psutil.Process(d).ppid() == lab.root_pid
-    assert wait_until(lambda: c in [e.pid for e in lab.events], 5.0)
+    assert wait_until(lambda: c in [e.pid for e in lab.events], 10)
     run.close()
 
 
@@ -77,7 +77,7 @@ def test_zombie_children_of_an_exiting_process_are_reaped_by_init(lab):
     run = actions.run("a+b; b+c; c-; b-", lab=lab)
     assert run.steps[2].structure["c"] == ("b", "zombie")
     assert "c" not in run.final and run.final["b"] == ("a", "zombie")
-    assert wait_until(lambda: run.pids["c"] in [e.pid for e in lab.events], 5.0)
+    assert wait_until(lambda: run.pids["c"] in [e.pid for e in lab.events], 10)
     run.close()
 
 
@@ -169,6 +169,6 @@ def test_a_bad_script_in_a_lab_creates_nothing_there(lab):
 
 def test_a_run_ends_its_actors_with_its_own_lab():
     run = actions.run("a+b; b+c; b-", mode="subreaper")
-    assert wait_until(lambda: not descendants(), 5.0)
+    assert wait_until(lambda: not descendants(), 10)
     assert run.final == {"a": (INIT, run.final["a"][1]), "b": ("a", "zombie"),
                          "c": (INIT, run.final["c"][1])}

@@ -166,7 +166,7 @@ def test_a_member_whose_nsenter_dies_is_adopted_outside_the_pod(pod):
     [inside] = linux.children(member.pid)
     member.kill()  # SIGKILL cannot be passed on: nsenter dies, the member lives
     member.wait()
-    assert wait_until(lambda: linux.read_stat(inside)[2] == os.getpid(), 5)
+    assert wait_until(lambda: linux.read_stat(inside)[2] == os.getpid(), 10)
     assert namespace_pid(inside) != inside  # still a process of the pod's PID namespace
     os.kill(inside, signal.SIGKILL)
     os.waitpid(inside, 0)  # ours to reap now; the pod's exit would wait for this zombie
