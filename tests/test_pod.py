@@ -26,6 +26,8 @@ from labkit.lab import PACKAGE_DIR
 from labkit.observe import namespace_pid
 from labkit.pod import launcher_error
 
+pytestmark = pytest.mark.user  # a pod needs a user namespace when not root
+
 ROOT = os.geteuid() == 0
 PY = sys.executable
 
@@ -126,8 +128,6 @@ def test_ps_inside_shows_the_pause_as_pid_1_and_every_member(pod):
 
 ORPHAN_MAKER = """
 import os, sys, time
-
-pytestmark = pytest.mark.user  # a pod needs a user namespace when not root
 go = sys.argv[1]
 pid = os.fork()
 if pid == 0:  # the child: outlives its parent, until the test says go
