@@ -92,6 +92,7 @@ def test_seeded_scripts_are_reproducible_and_valid():
     assert all("-" not in actions.random_script(s, fork_percentage=1.0) for s in range(20))
 
 
+@pytest.mark.slow
 def test_twenty_random_seeds_run_and_leave_nothing(lab):
     for seed in range(20):
         script = actions.random_script(seed, actions=6)

@@ -327,6 +327,7 @@ def as_user(uid: int, *command: str, cwd: str, home: str) -> subprocess.Complete
 
 
 @pytest.mark.root
+@pytest.mark.slow
 def test_as_an_unprivileged_user_the_budget_is_rlimit_nproc():
     """The scenario tests again, as uid 1000 (the only way root can show it): each asserts
     RLIMIT_NPROC, per user namespace in a PID-namespace lab, and the same refusals and frees."""

@@ -357,6 +357,7 @@ def kernel_under_the_filter(no_namespaces, env, tmp_path, monkeypatch):
         monkeypatch.setenv(name, env[name])
 
 
+@pytest.mark.slow
 def test_the_first_notebook_runs_headless_under_the_filter(kernel_under_the_filter):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(nb, timeout=60, kernel_name="python3",
@@ -380,6 +381,7 @@ COURSE = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))
 
 @pytest.mark.parametrize("path", [p for p in COURSE if not p.endswith("00-start-here.ipynb")],
                          ids=lambda p: os.path.basename(p))
+@pytest.mark.slow
 def test_every_notebook_runs_headless_where_namespaces_are_denied(kernel_under_the_filter, path):
     """As on Binder or under Docker's default profile: a notebook that needs namespaces must
     say what it cannot show and go on with what still works, never fail."""

@@ -394,6 +394,7 @@ def stop_from_host(running: Running) -> tuple[int, str]:
 # --- 1. reaping ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.slow
 def test_storm_of_2000_orphans_leaves_no_zombie(program, start_init):
     """2,000 orphans of PID 1 exit together: every one is reaped, no zombie is left.
 
@@ -430,6 +431,7 @@ def test_storm_of_2000_orphans_leaves_no_zombie(program, start_init):
     assert (code, err) == (running.init.stop_code, running.init.stop_err)
 
 
+@pytest.mark.slow
 def test_no_reap_control_keeps_all_2000_zombies(start_init):
     """Negative control for the storm: `--no-reap` leaves all 2,000 as zombies of PID 1.
 
@@ -453,6 +455,7 @@ def test_no_reap_control_keeps_all_2000_zombies(start_init):
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.slow
 def test_1500_trials_of_3_orphans_are_each_reaped(program, start_init):
     """1,500 times: 3 orphans of PID 1 exit together, and every one of them is reaped.
 
@@ -549,6 +552,7 @@ RACE_ORPHANS = 300
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.slow
 def test_sigterm_during_a_storm_of_deaths_never_hangs(program, start_init):
     """SIGTERM arrives while hundreds of orphans die: PID 1 still stops, every time.
 
@@ -572,6 +576,7 @@ def test_sigterm_during_a_storm_of_deaths_never_hangs(program, start_init):
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
+@pytest.mark.slow
 def test_parent_and_child_dying_at_once_are_both_reaped(program, start_init):
     """500 times, a child of PID 1 and its own child die by the same SIGKILL: both are reaped,
     and PID 1 still answers SIGTERM afterwards.

@@ -63,6 +63,7 @@ def lab_command(lab_args: list[str]) -> tuple[list[str], str]:
              *lab_args, NOTEBOOK], "python -m jupyter lab")
 
 
+@pytest.mark.slow
 def test_make_lab_serves_the_course(tmp_path):
     pytest.importorskip("jupyterlab")
     port, token = free_port(), secrets.token_hex(16)

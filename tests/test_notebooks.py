@@ -79,6 +79,7 @@ def text_of(nb: nbformat.NotebookNode) -> str:
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=names(NOTEBOOKS))
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom_without_errors(path):
     nb = executed(path)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
@@ -87,6 +88,7 @@ def test_notebook_runs_top_to_bottom_without_errors(path):
     assert "Traceback" not in text_of(nb)
 
 
+@pytest.mark.slow
 def test_start_here_shows_a_real_zombie_and_its_reaping():
     joined = text_of(executed(os.path.join(REPO, "notebooks", "00-start-here.ipynb")))
     assert "Orphans go to" in joined and "reaped the test orphan" in joined

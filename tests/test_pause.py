@@ -398,6 +398,7 @@ def test_bad_arguments_exit_64_with_usage_before_any_fork(args, complaint, tmp_p
 
 # --- 4. idle means idle --------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_idle_pause_uses_no_cpu_and_never_wakes(argv_of, cleanup):
     """Idle for 5 s: not one wakeup (no polling), like pause.c. A sleeping task runs only when
     woken, and every run ends in a context switch: voluntary when it sleeps again, involuntary

@@ -290,6 +290,7 @@ def test_unknown_states_are_grey_and_zombies_keep_their_colour():
     assert tuple(band(ax, "weird").get_facecolor()[0][:3]) == to_rgba(plot.UNKNOWN_COLOUR)[:3]
 
 
+@pytest.mark.slow
 def test_a_figure_is_a_png_output_in_a_headless_notebook_without_pyplot():
     nb = nbformat.v4.new_notebook()
     nb.cells = [

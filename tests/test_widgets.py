@@ -265,6 +265,7 @@ def test_without_a_frontend_the_dashboard_shows_a_png(dash):
     assert isinstance(dash.figure(), Figure)
 
 
+@pytest.mark.slow
 def test_a_headless_run_of_the_dashboard_notebook_outputs_a_png():
     nb = nbformat.read(os.path.join(REPO, "tests", "browser", "dashboard.ipynb"), as_version=4)
     NotebookClient(nb, timeout=60, kernel_name="python3").execute()

@@ -57,6 +57,8 @@ from test_dashboard import (
     run_all_cells,
 )
 
+pytestmark = pytest.mark.slow  # a real JupyterLab in a real Chromium: minutes
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))

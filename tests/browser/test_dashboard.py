@@ -30,6 +30,8 @@ import psutil
 import pytest
 from conftest import reap_adopted
 
+pytestmark = pytest.mark.slow  # a real JupyterLab in a real Chromium: minutes
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 NOTEBOOK = os.path.join(HERE, "dashboard.ipynb")
