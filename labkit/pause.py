@@ -45,9 +45,9 @@ USAGE = (
     "                              [-- COMMAND [ARG...]]\n"
 )
 
-# Exit codes. 0-3 and 42 are pause.c's; the rest are ours, one per cause (tini's habit).
+# Exit codes. 0-3 are pause.c's (its 42 needs its endless loop to end: see serve); the rest are
+# ours, one per cause (tini's habit).
 EXIT_SIGINT_SETUP, EXIT_SIGTERM_SETUP, EXIT_SIGCHLD_SETUP = 1, 2, 3
-EXIT_LOOP_ENDED = 42
 EXIT_USAGE = 64
 EXIT_SUBREAPER = 65
 EXIT_EVENTS = 66
@@ -138,20 +138,25 @@ class Pause:
 
 
 def serve(init: Pause) -> int:
-    """pause.c's `for (;;) pause();`, with the signals taken one at a time by sigwaitinfo."""
-    while True:
-        info = signal.sigwaitinfo(WAITED)
-        if info.si_signo == signal.SIGCHLD:
+    """pause.c's `for (;;) pause();`, with the signals taken one at a time by sigwaitinfo.
+
+    pause.c's "Error: infinite loop terminated" (exit 42) cannot happen here either: the loop
+    ends only when COMMAND has exited.
+    """
+    # A child that exited before SIGCHLD was blocked will never be signalled again: its SIGCHLD
+    # was discarded (the default action is to ignore it) or went to the program that exec'd us,
+    # as when an entrypoint script starts background work and then execs its init. Reap now.
+    init.reap()
+    while init.child_status is None:
+        signo = signal.sigwaitinfo(WAITED).si_signo
+        if signo == signal.SIGCHLD:
             init.reap()
-            if init.child_status is not None:
-                init.stop()
-                return init.child_exit_code()
             continue
-        print(f"Shutting down, got signal: {signal.strsignal(info.si_signo)}",
-              file=sys.stderr, flush=True)
+        print(f"Shutting down, got signal: {signal.strsignal(signo)}", file=sys.stderr,
+              flush=True)
         return init.stop()
-    print("Error: infinite loop terminated", file=sys.stderr, flush=True)  # pause.c's last words
-    return EXIT_LOOP_ENDED
+    init.stop()
+    return init.child_exit_code()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -767,3 +767,72 @@ def test_events_destination_that_cannot_be_opened_exits_66(dest, tmp_path):
     assert done.returncode == 66
     assert done.stderr.startswith(WARNING + f"pause: cannot write events to {dest!r}: ")
     assert not marker.exists()
+
+
+# --- 10. children that exited before the pause started -----------------------------------------
+
+# An entrypoint script's shape: start background work, let it end, then exec the init. The
+# launcher waits until the kernel shows its child as a zombie, so the child's SIGCHLD has come and
+# gone before the exec: SIGCHLD's default action is to ignore it, so the kernel discarded it
+# (signal(7)), and the pause inherits a zombie child and no pending signal. (Python, not sh: dash
+# reaps its own background jobs while it runs, so the zombie would not survive to the exec.)
+ZOMBIE_THEN_EXEC = textwrap.dedent("""
+    import os, signal, sys, time
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    while True:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.001)
+    if signal.SIGCHLD in signal.sigpending():
+        sys.exit("SIGCHLD is pending: the pause would be told, and the test would prove nothing")
+    print(pid, flush=True)
+    os.execvp(sys.argv[1], sys.argv[1:])
+""")
+
+
+def asleep_in_sigwaitinfo(pid: int) -> bool:
+    """The pause has finished starting (the reap pass included) and waits for signals."""
+    status = proc_status(pid)
+    return (status is not None and status["Name"] == "pause" and status["State"][0] == "S"
+            and "sigtimedwait" in wchan(pid))
+
+
+def start_with_a_zombie(cleanup, options) -> tuple[subprocess.Popen, dict[int, int]]:
+    """A pause exec'd by a process that already has a zombie child; (pause, {zombie: start})."""
+    proc = start(cleanup, [sys.executable, "-c", ZOMBIE_THEN_EXEC] + PY_PAUSE + options)
+    assert select.select([proc.stdout], [], [], DEADLINE)[0], finish(proc)
+    zombie = int(proc.stdout.readline() or 0)
+    assert zombie, finish(proc)
+    ids = identities([zombie])
+    assert still_there(ids) == [zombie]  # it was a zombie of this very process when it exec'd
+    return proc, ids
+
+
+def test_reaps_a_zombie_it_inherits_at_exec_at_once(cleanup):
+    """A child that died before the pause blocked SIGCHLD is reaped at start, with no signal.
+
+    pause.c leaves it (its SIGCHLD handler comes too late, and nothing else ever wakes it);
+    tini reaps it at its first 1 s sigtimedwait timeout. The pause reaps it before it sleeps.
+    """
+    proc, ids = start_with_a_zombie(cleanup, [])
+    wait_until(lambda: not still_there(ids) or proc.poll() is not None, DEADLINE)
+    assert proc.poll() is None and still_there(ids) == [], (
+        f"the inherited zombie {list(ids)} is still there (pause exit status {proc.poll()})")
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc) == ("", WARNING + TERMINATED, 0)
+
+
+def test_no_reap_leaves_the_inherited_zombie(cleanup):
+    """Control: --no-reap reaps only its command, so the inherited zombie stays a zombie."""
+    proc, ids = start_with_a_zombie(cleanup, ["--no-reap"])
+    assert wait_until(lambda: asleep_in_sigwaitinfo(proc.pid) or proc.poll() is not None,
+                      DEADLINE), f"the pause never went to sleep: exit {proc.poll()}"
+    (zombie,) = ids
+    assert state(zombie) == "Z" and ppid_of(zombie) == proc.pid
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc) == ("", WARNING + TERMINATED, 0)
+    # Its parent gone, the zombie comes to us (the conftest's subreaper): reap it here.
+    assert wait_until(lambda: (reap_adopted(), not still_there(ids))[1], DEADLINE)
