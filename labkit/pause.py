@@ -15,20 +15,27 @@ the lab's (all off by default):
   --events DEST    one JSON line per reaped child: pid, status (exit code, or -signal), time.
   --drain          on stop, kill every descendant and reap until none is left, then exit. A
                    subreaper that simply exits would hand its descendants to the next reaper up.
-  --owner PID      stop (and drain) when process PID, our parent, dies (PR_SET_PDEATHSIG).
+                   With COMMAND, the stop is COMMAND's exit: SIGTERM and SIGINT go to it as the
+                   others do, so it may end cleanly. A second SIGTERM/SIGINT, or one sent because
+                   the owner died, drains at once, whatever COMMAND does with the first.
+  --owner PID      get SIGTERM when process PID, our parent, dies (PR_SET_PDEATHSIG): a stop.
   --cgroup DIR     join the cgroup DIR before starting anything, so that its pids.max counts
                    every process we start, from the first (a lab's PID budget).
   --nproc N        set RLIMIT_NPROC (soft and hard) to N before starting anything: fork fails
                    with EAGAIN once our real uid has N tasks (in our user namespace, on Linux
                    >= 5.14). Root and CAP_SYS_RESOURCE/CAP_SYS_ADMIN are exempt (kernel/fork.c).
-  -- COMMAND       start one child, as tini does; pause exits when it exits, with its status.
+  -- COMMAND       start one child, as tini does: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
+                   SIGUSR2 and SIGWINCH (what a container runtime or a terminal sends) go to it,
+                   and pause exits when it exits, with its status (128+N if signal N killed it).
 
 Standard library only, single-threaded: an init must start in milliseconds and must not fork
-from a threaded process.
+from a threaded process. The file reads top to bottom as pause.c does (block the signals, wait,
+reap, stop); the lab's options follow it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
@@ -44,9 +51,9 @@ USAGE = (
     "                              [-- COMMAND [ARG...]]\n"
 )
 
-# Exit codes. 0-3 and 42 are pause.c's; the rest are ours, one per cause (tini's habit).
+# Exit codes. 0-3 are pause.c's (its 42 needs its endless loop to end: see serve); the rest are
+# ours, one per cause (tini's habit).
 EXIT_SIGINT_SETUP, EXIT_SIGTERM_SETUP, EXIT_SIGCHLD_SETUP = 1, 2, 3
-EXIT_LOOP_ENDED = 42
 EXIT_USAGE = 64
 EXIT_SUBREAPER = 65
 EXIT_EVENTS = 66
@@ -56,6 +63,196 @@ EXIT_NOT_FOUND = 127
 
 DRAIN_SECONDS = 10.0  # a D-state process can outlive SIGKILL for a while; we do not wait forever
 
+WAITED = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
+# With COMMAND, these go to it (tini's wait_and_forward_signal forwards all it does not use).
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH)
+STOPS = (signal.SIGINT, signal.SIGTERM)
+
+
+# --- pause.c ---------------------------------------------------------------------------------
+
+def block_signals() -> int:
+    """Block the signals we wait for, one by one with pause.c's exit codes (1, 2, 3).
+
+    A blocked signal stays pending until sigwaitinfo takes it: nothing is lost between setup
+    steps, and there is no window between checking and sleeping (signal.pause() has one). A
+    blocked signal is queued even for PID 1 of a namespace, which otherwise drops signals it has
+    no handler for (pid_namespaces(7)).
+    """
+    codes = (EXIT_SIGINT_SETUP, EXIT_SIGTERM_SETUP, EXIT_SIGCHLD_SETUP)
+    for code, signo in zip(codes, WAITED, strict=True):
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signo})
+            # SIGCHLD may arrive as SIG_IGN across exec, which makes the kernel auto-reap and
+            # hide exits from us; take the defaults back (pause.c installs handlers instead).
+            signal.signal(signo, signal.SIG_DFL)
+        except (OSError, ValueError):
+            return code
+    return 0
+
+
+class Pause:
+    """The init's state: what it reaps, where it reports, the child it started."""
+
+    def __init__(self, opts: Options, events_fd: int | None) -> None:
+        self.opts = opts
+        self.events_fd = events_fd
+        self.child: int | None = None
+        self.child_status: int | None = None
+        self.waited = set(WAITED) | (set(FORWARDED) if opts.command else set())
+        self.asked_to_stop = False
+
+    def reap(self, everyone: bool | None = None) -> None:
+        """pause.c's sigreap: waitpid(-1, WNOHANG) until nothing is left.
+
+        Signals coalesce: while SIGCHLD is pending, more exits add nothing, so one signal may
+        stand for many children (signal(7)). Only a loop empties the table. With --no-reap only
+        COMMAND is waited for (`everyone` overrides that: the drain reaps all).
+        """
+        target = -1 if (self.opts.reap if everyone is None else everyone) else self.child
+        if target is None:
+            return
+        reaped = []
+        while True:
+            try:
+                pid, status = os.waitpid(target, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            reaped.append((pid, status))
+            if pid == self.child:
+                self.child_status = status
+        self.report(reaped)
+
+    def forwards(self, signo: int) -> bool:
+        """Whether `signo` goes to COMMAND, rather than stopping us.
+
+        Under --drain a SIGTERM/SIGINT stops us when it repeats one already passed on (the
+        sender insists: COMMAND may ignore it), or when it is the owner's death signal (no one
+        waits for a clean end, and nothing of the lab may outlive its owner).
+        """
+        if self.child is None:
+            return False
+        if not self.opts.drain or signo not in STOPS:
+            return True
+        owner_gone = self.opts.owner is not None and os.getppid() != self.opts.owner
+        insisted, self.asked_to_stop = self.asked_to_stop, True
+        return not (owner_gone or insisted)
+
+    def stop(self) -> int:
+        if self.opts.drain:
+            drain(self)
+        return 0
+
+    def child_exit_code(self) -> int:
+        # tini's convention, the shell's: the exit code, or 128+N if signal N killed it
+        # (krallin/tini src/tini.c, reap_zombies: "Emulate what sh / bash would do").
+        code = os.waitstatus_to_exitcode(self.child_status)
+        return code if code >= 0 else 128 - code
+
+    def report(self, reaped: list[tuple[int, int]]) -> None:
+        if self.events_fd is None or not reaped:
+            return
+        now, mono = time.time(), time.monotonic()
+        lines = "".join(
+            json.dumps({"pid": pid, "status": os.waitstatus_to_exitcode(status),
+                        "time": now, "monotonic": mono}) + "\n"
+            for pid, status in reaped)
+        try:
+            os.write(self.events_fd, lines.encode())
+        except OSError:
+            pass  # a reader that went away must not stop the init from reaping
+
+
+def serve(init: Pause) -> int:
+    """pause.c's `for (;;) pause();`, with the signals taken one at a time by sigwaitinfo.
+
+    pause.c's "Error: infinite loop terminated" (exit 42) cannot happen here either: the loop
+    ends only when COMMAND has exited.
+    """
+    # A child that exited before SIGCHLD was blocked will never be signalled again: its SIGCHLD
+    # was discarded (the default action is to ignore it) or went to the program that exec'd us,
+    # as when an entrypoint script starts background work and then execs its init. Reap now.
+    init.reap()
+    while init.child_status is None:
+        signo = signal.sigwaitinfo(init.waited).si_signo
+        if signo == signal.SIGCHLD:
+            init.reap()
+            continue
+        if init.forwards(signo):
+            # Not yet reaped, so the PID is still the command's own: kill(2) cannot miss.
+            os.kill(init.child, signo)
+            continue
+        print(f"Shutting down, got signal: {signal.strsignal(signo)}", file=sys.stderr,
+              flush=True)
+        return init.stop()
+    init.stop()
+    return init.child_exit_code()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        opts = parse_args(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        sys.stderr.write(f"pause: {exc}\n{USAGE}")
+        return EXIT_USAGE
+    if opts.version:
+        print(f"pause.py {__version__}", flush=True)
+        return 0
+    if os.getpid() != 1:
+        # Not an error because pause sees use outside of infra containers.
+        print("Warning: pause should be the first process", file=sys.stderr, flush=True)
+    code = block_signals()
+    if code:
+        return code
+    if opts.command:  # blocked before it starts, so none of its signals is lost or kills us
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    linux.set_name("pause")  # what ps shows, as for the C pause
+    code = become_subreaper(opts)
+    if code:
+        return code
+    try:
+        events_fd = open_events(opts.events) if opts.events else None
+    except (OSError, ValueError) as exc:
+        print(f"pause: cannot write events to {opts.events!r}: {exc}", file=sys.stderr, flush=True)
+        return EXIT_EVENTS
+    init = Pause(opts, events_fd)
+    if opts.owner is not None:
+        linux.set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != opts.owner:  # the owner died before we asked to be told
+            return init.stop()
+    try:
+        set_budget(opts)
+    except (OSError, ValueError) as exc:
+        print(f"pause: cannot set the PID budget: {exc}", file=sys.stderr, flush=True)
+        return EXIT_BUDGET
+    if opts.command:
+        code = spawn(init, opts.command)
+        if code:
+            return code
+    return serve(init)
+
+
+def exit_now(code: int) -> None:
+    """Exit with `code` at once, as pause.c's exit(0) does: no interpreter teardown.
+
+    Finalising the interpreter (freeing every object, module by module) takes 5-10 ms and more
+    on a busy machine: it was nearly all of our stop latency, SIGTERM to exit, against pause.c's
+    0.5 ms (bench/bench_inits.py). The kernel frees all of it at once. What the interpreter would
+    still do for us is flush the standard streams, and that is done here; we register no atexit
+    handler. A stream that cannot be flushed (a closed pipe) costs its output, not the exit.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+# --- the lab's options -------------------------------------------------------------------------
 
 class Options:
     version = False
@@ -112,6 +309,17 @@ def parse_args(argv: list[str]) -> Options:
     return opts
 
 
+def become_subreaper(opts: Options) -> int:
+    """--subreaper: orphaned descendants come to us (prctl(2)); an exit code if refused."""
+    if opts.subreaper:
+        try:
+            linux.set_child_subreaper()
+        except OSError as exc:
+            print(f"pause: cannot become a subreaper: {exc}", file=sys.stderr, flush=True)
+            return EXIT_SUBREAPER
+    return 0
+
+
 def open_events(dest: str) -> int:
     """An fd for reap events: "fd:N" is an inherited descriptor, anything else a file to append."""
     if dest.startswith("fd:"):
@@ -144,240 +352,123 @@ def on_path(name: str) -> bool:
     return any(os.path.isfile(os.path.join(d or ".", name)) for d in dirs)
 
 
-class Pause:
-    """The init's state: what it reaps, where it reports, the child it started."""
+def spawn(init: Pause, command: list[str]) -> int:
+    """Start COMMAND as a fresh program would start: no signal blocked, none ignored.
 
-    def __init__(self, opts: Options, events_fd: int | None) -> None:
-        self.opts = opts
-        self.events_fd = events_fd
-        self.child: int | None = None
-        self.child_status: int | None = None
-
-    def report(self, reaped: list[tuple[int, int]]) -> None:
-        if self.events_fd is None or not reaped:
-            return
-        now, mono = time.time(), time.monotonic()
-        lines = "".join(
-            json.dumps({"pid": pid, "status": os.waitstatus_to_exitcode(status),
-                        "time": now, "monotonic": mono}) + "\n"
-            for pid, status in reaped)
-        try:
-            os.write(self.events_fd, lines.encode())
-        except OSError:
-            pass  # a reader that went away must not stop the init from reaping
-
-    def reap(self) -> None:
-        """pause.c's sigreap: waitpid(-1, WNOHANG) until nothing is left.
-
-        Signals coalesce: while SIGCHLD is pending, more exits add nothing, so one signal may
-        stand for many children (signal(7)). Only a loop empties the table.
-        """
-        if not self.opts.reap:
-            self.reap_child_only()
-            return
-        reaped = []
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            reaped.append((pid, status))
-            self.note_child(pid, status)
-        self.report(reaped)
-
-    def reap_child_only(self) -> None:
-        if self.child is None or self.child_status is not None:
-            return
-        try:
-            pid, status = os.waitpid(self.child, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid:
-            self.note_child(pid, status)
-            self.report([(pid, status)])
-
-    def note_child(self, pid: int, status: int) -> None:
-        if pid == self.child:
-            self.child_status = status
-
-    def drain(self) -> None:
-        """Kill every descendant and reap until none is left.
-
-        The child command runs in its own process group, and a group kill cannot be outrun by
-        fork (the kernel makes a forking member take the pending signal first), so one killpg
-        ends the agent, the parents and their children. Whatever left the group (setsid) is
-        found by its PPID chain in /proc: with --subreaper every orphan comes back to us.
-        """
-        if self.child is not None:
-            try:
-                os.killpg(self.child, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self.opts.reap = True
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while True:
-            self.reap()
-            left = linux.descendants(os.getpid())
-            if not left:
-                return
-            if time.monotonic() > deadline:
-                print(f"pause: could not drain {len(left)} processes: {left[:10]}",
-                      file=sys.stderr, flush=True)
-                return
-            for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-            signal.sigtimedwait([signal.SIGCHLD], 0.05)
-
-    def spawn(self, command: list[str]) -> int:
-        """Start COMMAND as a fresh program would start: no signal blocked, none ignored.
-
-        The signals we block are unblocked again (it must get them normally), and SIGPIPE and
-        SIGXFSZ, which the Python interpreter ignores at startup, get their default action back:
-        an ignored disposition survives exec, so the command would otherwise inherit it (as
-        subprocess's restore_signals and tini's signal reset prevent).
-        """
-        # posix_spawnp takes setpgroup=None as "not an integer" (TypeError): pass it only when
-        # it is wanted.
-        group = {"setpgroup": 0} if self.opts.drain else {}
-        try:
-            self.child = os.posix_spawnp(
-                command[0], command, dict(os.environ, LABKIT_INIT_PID=str(os.getpid())),
-                setsigmask=(),
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), **group)
-        except FileNotFoundError:
+    The signals we block are unblocked again (it must get them normally), and SIGPIPE and
+    SIGXFSZ, which the Python interpreter ignores at startup, get their default action back:
+    an ignored disposition survives exec, so the command would otherwise inherit it (as
+    subprocess's restore_signals and tini's signal reset prevent).
+    """
+    # posix_spawnp takes setpgroup=None as "not an integer" (TypeError): pass it only when
+    # it is wanted.
+    group = {"setpgroup": 0} if init.opts.drain else {}
+    try:
+        init.child = os.posix_spawnp(
+            command[0], command, dict(os.environ, LABKIT_INIT_PID=str(os.getpid())),
+            setsigmask=(), setsigdef=(signal.SIGPIPE, signal.SIGXFSZ), **group)
+    except FileNotFoundError:
+        print(f"pause: cannot run {command[0]!r}: not found", file=sys.stderr, flush=True)
+        return EXIT_NOT_FOUND
+    except PermissionError:
+        # execvp(3) answers EACCES when a PATH directory may not be searched (root's PATH
+        # kept after su or setpriv) even if no directory holds the name: the shell says
+        # "not found" (127) then, and so do we. A file that exists but cannot be run is 126.
+        if "/" not in command[0] and not on_path(command[0]):
             print(f"pause: cannot run {command[0]!r}: not found", file=sys.stderr, flush=True)
             return EXIT_NOT_FOUND
-        except PermissionError:
-            # execvp(3) answers EACCES when a PATH directory may not be searched (root's PATH
-            # kept after su or setpriv) even if no directory holds the name: the shell says
-            # "not found" (127) then, and so do we. A file that exists but cannot be run is 126.
-            if "/" not in command[0] and not on_path(command[0]):
-                print(f"pause: cannot run {command[0]!r}: not found", file=sys.stderr,
-                      flush=True)
-                return EXIT_NOT_FOUND
-            print(f"pause: cannot run {command[0]!r}: permission denied",
-                  file=sys.stderr, flush=True)
-            return EXIT_NOT_EXECUTABLE
-        # The child has what it needs; our copies of inherited descriptors would only keep pipes
-        # open after it dies (the lab's owner would then never see EOF).
-        keep = self.events_fd if self.events_fd is not None else 2
-        os.closerange(3, max(3, keep))
-        os.closerange(max(3, keep + 1), 65536)
-        return 0
-
-    def stop(self) -> int:
-        if self.opts.drain:
-            self.drain()
-        return 0
-
-    def child_exit_code(self) -> int:
-        code = os.waitstatus_to_exitcode(self.child_status)
-        return code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
-
-
-WAITED = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
-
-
-def block_signals() -> int:
-    """Block the signals we wait for, one by one with pause.c's exit codes (1, 2, 3).
-
-    A blocked signal stays pending until sigwaitinfo takes it: nothing is lost between setup
-    steps, and there is no window between checking and sleeping (signal.pause() has one). A
-    blocked signal is queued even for PID 1 of a namespace, which otherwise drops signals it has
-    no handler for (pid_namespaces(7)).
-    """
-    codes = (EXIT_SIGINT_SETUP, EXIT_SIGTERM_SETUP, EXIT_SIGCHLD_SETUP)
-    for code, signo in zip(codes, WAITED, strict=True):
-        try:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signo})
-            # SIGCHLD may arrive as SIG_IGN across exec, which makes the kernel auto-reap and
-            # hide exits from us; take the defaults back (pause.c installs handlers instead).
-            signal.signal(signo, signal.SIG_DFL)
-        except (OSError, ValueError):
-            return code
+        print(f"pause: cannot run {command[0]!r}: permission denied",
+              file=sys.stderr, flush=True)
+        return EXIT_NOT_EXECUTABLE
+    # The child has what it needs; our copies of inherited descriptors would only keep pipes
+    # open after it dies (the lab's owner would then never see EOF).
+    keep = init.events_fd if init.events_fd is not None else 2
+    os.closerange(3, max(3, keep))
+    os.closerange(max(3, keep + 1), 65536)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    try:
-        opts = parse_args(sys.argv[1:] if argv is None else argv)
-    except UsageError as exc:
-        sys.stderr.write(f"pause: {exc}\n{USAGE}")
-        return EXIT_USAGE
-    if opts.version:
-        print(f"pause.py {__version__}", flush=True)
-        return 0
-    if os.getpid() != 1:
-        # Not an error because pause sees use outside of infra containers.
-        print("Warning: pause should be the first process", file=sys.stderr, flush=True)
-    code = block_signals()
-    if code:
-        return code
-    linux.set_name("pause")  # what ps shows, as for the C pause
-    if opts.subreaper:
-        try:
-            linux.set_child_subreaper()
-        except OSError as exc:
-            print(f"pause: cannot become a subreaper: {exc}", file=sys.stderr, flush=True)
-            return EXIT_SUBREAPER
-    try:
-        events_fd = open_events(opts.events) if opts.events else None
-    except (OSError, ValueError) as exc:
-        print(f"pause: cannot write events to {opts.events!r}: {exc}", file=sys.stderr, flush=True)
-        return EXIT_EVENTS
-    init = Pause(opts, events_fd)
-    if opts.owner is not None:
-        linux.set_parent_death_signal(signal.SIGTERM)
-        if os.getppid() != opts.owner:  # the owner died before we asked to be told
-            return init.stop()
-    try:
-        set_budget(opts)
-    except (OSError, ValueError) as exc:
-        print(f"pause: cannot set the PID budget: {exc}", file=sys.stderr, flush=True)
-        return EXIT_BUDGET
-    if opts.command:
-        code = init.spawn(opts.command)
-        if code:
-            return code
-    return serve(init)
+def drain(init: Pause) -> None:
+    """--drain: kill every descendant and reap until none is left.
 
-
-def serve(init: Pause) -> int:
-    while True:
-        info = signal.sigwaitinfo(WAITED)
-        if info.si_signo == signal.SIGCHLD:
-            init.reap()
-            if init.child_status is not None:
-                init.stop()
-                return init.child_exit_code()
-            continue
-        print(f"Shutting down, got signal: {signal.strsignal(info.si_signo)}",
-              file=sys.stderr, flush=True)
-        return init.stop()
-    print("Error: infinite loop terminated", file=sys.stderr, flush=True)  # pause.c's last words
-    return EXIT_LOOP_ENDED
-
-
-def exit_now(code: int) -> None:
-    """Exit with `code` at once, as pause.c's exit(0) does: no interpreter teardown.
-
-    Finalising the interpreter (freeing every object, module by module) takes 5-10 ms and more
-    on a busy machine: it was nearly all of our stop latency, SIGTERM to exit, against pause.c's
-    0.5 ms (bench/bench_inits.py). The kernel frees all of it at once. What the interpreter would
-    still do for us is flush the standard streams, and that is done here; we register no atexit
-    handler. A stream that cannot be flushed (a closed pipe) costs its output, not the exit.
+    The child command runs in its own process group, and a group kill cannot be outrun by
+    fork (the kernel makes a forking member take the pending signal first), so one killpg
+    ends the agent, the parents and their children. Whatever left the group (setsid) is
+    found by its PPID chain in /proc, and killed through a pidfd: with --subreaper every
+    orphan comes back to us.
     """
-    for stream in (sys.stdout, sys.stderr):
+    if init.child is not None:
         try:
-            stream.flush()
-        except (OSError, ValueError):
+            os.killpg(init.child, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             pass
-    os._exit(code)
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while True:
+        init.reap(everyone=True)
+        left = linux.descendants(os.getpid())
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            print(f"pause: could not drain {len(left)} processes: {left[:10]}",
+                  file=sys.stderr, flush=True)
+            return
+        family = {os.getpid(), *left}
+        for pid in left:
+            kill_descendant(pid, family)
+        signal.sigtimedwait([signal.SIGCHLD], 0.05)
+
+
+def kill_descendant(pid: int, family: set[int]) -> bool:
+    """SIGKILL `pid`, found in a /proc scan whose PIDs (and ours) are `family`; whether it was.
+
+    Between the scan and the kill the process may exit, be reaped by its parent, and its PID go
+    to a stranger. A pidfd names one process for good (pidfd_open(2), Linux >= 5.3): opened,
+    then checked (its parent, read now, is one of `family`), then signalled, it reaches that
+    process or, if it has died since, nobody (ESRCH). Without pidfds the PID is all there is.
+    """
+    try:
+        fd = open_descendant(pid, family)
+    except OSError as exc:
+        # No pidfds: ENOSYS (Linux < 5.3), or EPERM from a seccomp filter older than them. Any
+        # other error (EMFILE...) is left to the drain's next round.
+        if exc.errno not in (errno.ENOSYS, errno.EPERM) or not in_family(pid, family):
+            return False
+        try:
+            os.kill(pid, signal.SIGKILL)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+    return fd is not None and kill_pidfd(fd)
+
+
+def in_family(pid: int, family: set[int]) -> bool:
+    stat = linux.read_stat(pid)
+    return stat is not None and stat[2] in family
+
+
+def open_descendant(pid: int, family: set[int]) -> int | None:
+    """A pidfd for `pid` if, once it is open, its parent is one of `family`; None if not, or if
+    `pid` is gone. OSError (ENOSYS) where the kernel has no pidfd_open."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    # Read after the open: if the pidfd's process still exists, these are its /proc files.
+    if in_family(pid, family):
+        return fd
+    os.close(fd)
+    return None
+
+
+def kill_pidfd(fd: int) -> bool:
+    """SIGKILL the process behind pidfd `fd` (closed here); False if it is gone (reaped)."""
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 if __name__ == "__main__":

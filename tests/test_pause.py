@@ -16,6 +16,7 @@ that leaves a process behind, so each test also cleans up what it started.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -31,6 +32,7 @@ import pytest
 from conftest import reap_adopted, wait_until
 
 import labkit
+from labkit import pause
 
 pytestmark = pytest.mark.user  # PID 1 of a namespace: through a user namespace when not root
 
@@ -508,7 +510,8 @@ def test_reaps_a_burst_of_2000_orphans_despite_coalesced_sigchld(tmp_path, clean
 
 
 def test_no_reap_leaves_the_2000_zombies_until_drain_reaps_them(tmp_path, cleanup):
-    """Control: --no-reap keeps exactly 2,000 zombies under the pause, until --drain reaps them."""
+    """Control: --no-reap keeps exactly 2,000 zombies under the pause, until --drain reaps them
+    (SIGTERM goes to the command; once it has exited, the drain reaps everything)."""
     proc, burst, command, events = start_burst(
         cleanup, tmp_path, ["--subreaper", "--no-reap", "--drain"])
     # All 2,000 are zombies of the pause at the same moment: none was reaped.
@@ -518,11 +521,11 @@ def test_no_reap_leaves_the_2000_zombies_until_drain_reaps_them(tmp_path, cleanu
     assert read_events(events) == []
     ids = identities(burst + [command])
     proc.send_signal(signal.SIGTERM)
-    assert finish(proc) == ("", WARNING + TERMINATED, 0)
+    assert finish(proc) == ("", WARNING, 128 + signal.SIGTERM)
     assert still_there(ids) == []
     lines = read_events(events)
     assert sorted(e["pid"] for e in lines) == sorted(burst + [command])
-    assert {e["pid"]: e["status"] for e in lines}[command] == -signal.SIGKILL
+    assert {e["pid"]: e["status"] for e in lines}[command] == -signal.SIGTERM
     assert {e["status"] for e in lines if e["pid"] != command} == {0}
 
 
@@ -637,9 +640,11 @@ TREE_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("drain", [True, False], ids=["drain", "no-drain-control"])
 def test_drain_kills_and_reaps_every_descendant_before_exiting(drain, tmp_path, cleanup):
-    """--drain: on SIGTERM, every descendant (setsid'd, grandchild, orphan) is killed and reaped.
+    """--drain: SIGTERM ends the command (it is forwarded), and then every descendant left
+    (setsid'd, grandchild, orphan) is killed and reaped before the pause exits.
 
-    The control without --drain shows the test can fail: the pause exits and they all live on.
+    The control without --drain shows the test can fail: the pause exits with the command, and
+    the command's descendants live on.
     """
     script, pidfile = tmp_path / "tree.py", tmp_path / "tree.json"
     script.write_text(TREE_SCRIPT)
@@ -665,13 +670,14 @@ def test_drain_kills_and_reaps_every_descendant_before_exiting(drain, tmp_path, 
     proc.send_signal(signal.SIGTERM)
     finish(proc, timeout=20.0)  # --drain gives up after 10 s
     assert (out_path.read_text(), err_path.read_text(), proc.returncode) == (
-        "", WARNING + TERMINATED, 0)
+        "", WARNING, 128 + signal.SIGTERM)
     survivors = still_there(ids)
     if drain:
         assert survivors == []
         return
-    # Control: all of them outlived the pause. End them here (they are ours now: subreaper).
-    assert sorted(survivors) == sorted(pids.values())
+    # Control: all but the command outlived the pause. End them here (they are ours now:
+    # subreaper).
+    assert sorted(survivors) == sorted(pid for name, pid in pids.items() if name != "command")
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert wait_until(lambda: (reap_adopted(), not still_there(ids))[1], DEADLINE)
@@ -693,8 +699,10 @@ OWNER_SCRIPT = textwrap.dedent("""
 def test_pause_drains_and_exits_when_its_owner_is_killed(owned, tmp_path, cleanup):
     """--owner: SIGKILL the owner, and PR_SET_PDEATHSIG makes the pause drain and exit 0.
 
+    Under --drain a SIGTERM is the command's first, but the owner's death signal drains at once.
     The test process is a subreaper, so it adopts the pause and reaps its zombie here. The
-    control without --owner shows the pause and its sleep outliving the owner.
+    control without --owner shows the pause and its sleep outliving the owner, until our own
+    SIGTERM ends the sleep (exit 128+15), and with it the pause.
     """
     script, errfile = tmp_path / "owner.py", tmp_path / "stderr"
     script.write_text(OWNER_SCRIPT)
@@ -727,9 +735,9 @@ def test_pause_drains_and_exits_when_its_owner_is_killed(owned, tmp_path, cleanu
 
     got = wait_until(reaped, DEADLINE)
     assert got, f"the pause (state {state(pause_pid)}) did not exit after its owner died"
-    assert os.waitstatus_to_exitcode(got[0]) == 0
+    assert os.waitstatus_to_exitcode(got[0]) == (0 if owned else 128 + signal.SIGTERM)
     assert still_there(ids) == []
-    assert errfile.read_text() == WARNING + TERMINATED
+    assert errfile.read_text() == WARNING + (TERMINATED if owned else "")
 
 
 # --- 9. --events ---------------------------------------------------------------------------------
@@ -768,3 +776,234 @@ def test_events_destination_that_cannot_be_opened_exits_66(dest, tmp_path):
     assert done.returncode == 66
     assert done.stderr.startswith(WARNING + f"pause: cannot write events to {dest!r}: ")
     assert not marker.exists()
+
+
+# --- 10. children that exited before the pause started -----------------------------------------
+
+# An entrypoint script's shape: start background work, let it end, then exec the init. The
+# launcher waits until the kernel shows its child as a zombie, so the child's SIGCHLD has come and
+# gone before the exec: SIGCHLD's default action is to ignore it, so the kernel discarded it
+# (signal(7)), and the pause inherits a zombie child and no pending signal. (Python, not sh: dash
+# reaps its own background jobs while it runs, so the zombie would not survive to the exec.)
+ZOMBIE_THEN_EXEC = textwrap.dedent("""
+    import os, signal, sys, time
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    while True:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.001)
+    if signal.SIGCHLD in signal.sigpending():
+        sys.exit("SIGCHLD is pending: the pause would be told, and the test would prove nothing")
+    print(pid, flush=True)
+    os.execvp(sys.argv[1], sys.argv[1:])
+""")
+
+
+def asleep_in_sigwaitinfo(pid: int) -> bool:
+    """The pause has finished starting (the reap pass included) and waits for signals."""
+    status = proc_status(pid)
+    return (status is not None and status["Name"] == "pause" and status["State"][0] == "S"
+            and "sigtimedwait" in wchan(pid))
+
+
+def start_with_a_zombie(cleanup, options) -> tuple[subprocess.Popen, dict[int, int]]:
+    """A pause exec'd by a process that already has a zombie child; (pause, {zombie: start})."""
+    proc = start(cleanup, [sys.executable, "-c", ZOMBIE_THEN_EXEC] + PY_PAUSE + options)
+    assert select.select([proc.stdout], [], [], DEADLINE)[0], finish(proc)
+    zombie = int(proc.stdout.readline() or 0)
+    assert zombie, finish(proc)
+    ids = identities([zombie])
+    assert still_there(ids) == [zombie]  # it was a zombie of this very process when it exec'd
+    return proc, ids
+
+
+def test_reaps_a_zombie_it_inherits_at_exec_at_once(cleanup):
+    """A child that died before the pause blocked SIGCHLD is reaped at start, with no signal.
+
+    pause.c leaves it (its SIGCHLD handler comes too late, and nothing else ever wakes it);
+    tini reaps it at its first 1 s sigtimedwait timeout. The pause reaps it before it sleeps.
+    """
+    proc, ids = start_with_a_zombie(cleanup, [])
+    wait_until(lambda: not still_there(ids) or proc.poll() is not None, DEADLINE)
+    assert proc.poll() is None and still_there(ids) == [], (
+        f"the inherited zombie {list(ids)} is still there (pause exit status {proc.poll()})")
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc) == ("", WARNING + TERMINATED, 0)
+
+
+def test_no_reap_leaves_the_inherited_zombie(cleanup):
+    """Control: --no-reap reaps only its command, so the inherited zombie stays a zombie."""
+    proc, ids = start_with_a_zombie(cleanup, ["--no-reap"])
+    assert wait_until(lambda: asleep_in_sigwaitinfo(proc.pid) or proc.poll() is not None,
+                      DEADLINE), f"the pause never went to sleep: exit {proc.poll()}"
+    (zombie,) = ids
+    assert state(zombie) == "Z" and ppid_of(zombie) == proc.pid
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc) == ("", WARNING + TERMINATED, 0)
+    # Its parent gone, the zombie comes to us (the conftest's subreaper): reap it here.
+    assert wait_until(lambda: (reap_adopted(), not still_there(ids))[1], DEADLINE)
+
+
+# --- 11. signals for COMMAND ---------------------------------------------------------------------
+
+FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+
+# The pause's command: it handles the signals named in argv, says "ready" once it does, and
+# prints each signal it gets. On the first one it exits with that signal's number, unless told to
+# "stay" (then it lives on, as a program that ignores SIGTERM does).
+TRAP_SCRIPT = textwrap.dedent("""
+    import signal, sys
+    stay = sys.argv[1] == "stay"
+
+    def on(signo, frame):
+        print(signal.Signals(signo).name, flush=True)
+        if not stay:
+            sys.exit(signo)
+
+    for name in sys.argv[2:]:
+        signal.signal(getattr(signal, name), on)
+    print("ready", flush=True)
+    while True:
+        signal.pause()
+""")
+
+
+def read_line(proc: subprocess.Popen) -> str:
+    assert select.select([proc.stdout], [], [], DEADLINE)[0], f"no line from pid {proc.pid}"
+    return proc.stdout.readline().decode().strip()
+
+
+def start_trap(cleanup, options, mode: str = "exit") -> subprocess.Popen:
+    """A pause with TRAP_SCRIPT as its command, once the command handles every FORWARDED."""
+    proc = start(cleanup, PY_PAUSE + options + ["--", sys.executable, "-c", TRAP_SCRIPT, mode,
+                                                *FORWARDED])
+    assert read_line(proc) == "ready", finish(proc)
+    return proc
+
+
+@pytest.mark.parametrize("drain", [False, True], ids=["plain", "drain"])
+@pytest.mark.parametrize("name", FORWARDED)
+def test_signals_a_runtime_sends_go_to_the_command_and_its_status_comes_back(name, drain,
+                                                                             cleanup):
+    """With COMMAND, each signal a container runtime sends reaches it, as with tini; the pause
+    exits when it does, with its exit code, and prints no shutdown line of its own."""
+    proc = start_trap(cleanup, ["--drain"] if drain else [])
+    proc.send_signal(getattr(signal, name))
+    assert read_line(proc) == name
+    assert finish(proc) == ("", WARNING, getattr(signal, name))
+
+
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
+def test_a_command_killed_by_a_forwarded_signal_gives_128_plus_n(name, code, cleanup, tmp_path):
+    """tini's convention: a command killed by signal N makes the pause exit 128+N."""
+    proc = start(cleanup, PY_PAUSE + ["--", "sleep", "60"])
+    # The command is started after its signals are blocked in the pause: none can kill the pause.
+    assert wait_until(lambda: children_of(proc.pid) or proc.poll() is not None, DEADLINE)
+    proc.send_signal(getattr(signal, name))
+    assert finish(proc) == ("", WARNING, code)
+
+
+def test_drain_stops_at_once_on_a_second_sigterm_the_command_ignored(cleanup):
+    """--drain: the first SIGTERM is the command's; a second one drains and exits 0 at once, so
+    a command that ignores SIGTERM cannot keep the lab alive."""
+    proc = start_trap(cleanup, ["--drain"], mode="stay")
+    (command,) = children_of(proc.pid)
+    ids = identities([command])
+    proc.send_signal(signal.SIGTERM)
+    assert read_line(proc) == "SIGTERM"
+    assert proc.poll() is None and still_there(ids) == [command]
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc) == ("", WARNING + TERMINATED, 0)
+    assert still_there(ids) == []
+
+
+# --- 12. the drain's kill never hits a reused PID ------------------------------------------------
+
+# Run as PID 1 of a new PID namespace (with its own /proc), where writing N-1 to
+# /proc/sys/kernel/ns_last_pid makes the next fork get PID N (pid_namespaces(7); allowed to a
+# process with CAP_SYS_ADMIN, or CAP_CHECKPOINT_RESTORE, over the namespace's owner): a PID is
+# reused for certain, not by luck. Prints what it saw, as JSON.
+REUSE_SCRIPT = textwrap.dedent("""
+    import json, os, signal, time
+    from labkit import linux, pause
+
+    def sleeper():
+        pid = os.fork()
+        if pid == 0:
+            os.execvp("sleep", ["sleep", "60"])
+        return pid
+
+    def next_pid_is(pid):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid - 1))
+
+    def gone(pid):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+    def killer(status):  # a test's SIGTERM, or a kill that came first
+        return signal.Signals(-os.waitstatus_to_exitcode(status)).name
+
+    me, seen = os.getpid(), {}
+    # 1. The pidfd is opened; then its process dies, is reaped, and a new child gets its PID.
+    old = sleeper()
+    fd = pause.open_descendant(old, {me})
+    seen["opened"] = fd is not None
+    gone(old)
+    next_pid_is(old)
+    new = sleeper()
+    seen["reused"] = new == old
+    seen["sent"] = pause.kill_pidfd(fd)
+    os.kill(new, signal.SIGTERM)
+    seen["new_ended_by"] = killer(os.waitpid(new, 0)[1])
+    # 2. The scan saw `old`; before the kill, it died, was reaped, and a stranger (the child of
+    # a process outside the scan) got its PID.
+    old = sleeper()
+    family = {me, old}
+    gone(old)
+    r, w = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.read(r, 1)
+        os._exit(-os.waitstatus_to_exitcode(os.waitpid(sleeper(), 0)[1]))
+    next_pid_is(old)
+    os.write(w, b"go")
+    while (linux.read_stat(old) or ("", "", 0))[2] != middle:
+        time.sleep(0.001)
+    seen["killed"] = pause.kill_descendant(old, family)
+    os.kill(old, signal.SIGTERM)
+    seen["stranger_ended_by"] = signal.Signals(
+        os.waitstatus_to_exitcode(os.waitpid(middle, 0)[1])).name
+    print(json.dumps(seen))
+""")
+
+
+def test_drain_kill_uses_pidfds_and_never_hits_a_reused_pid():
+    """A process found by the drain's scan is killed through a pidfd opened after a parent check:
+    a pidfd whose process has been reaped signals nobody, even when its PID is taken again, and a
+    stranger that took a scanned PID before the kill is left alone."""
+    done = subprocess.run(unshare_prefix() + [sys.executable, "-c", REUSE_SCRIPT],
+                          env=child_env(), capture_output=True, text=True, timeout=DEADLINE)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "opened": True, "reused": True, "sent": False, "new_ended_by": "SIGTERM",
+        "killed": False, "stranger_ended_by": "SIGTERM"}
+
+
+def test_drain_kill_falls_back_to_the_pid_without_pidfds(monkeypatch):
+    """Where pidfd_open fails with ENOSYS (Linux < 5.3), a descendant is killed by its PID."""
+    def no_pidfds(pid, flags=0):
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfds)
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert pause.kill_descendant(child.pid, {os.getpid()})
+        assert child.wait(DEADLINE) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
