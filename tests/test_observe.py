@@ -18,6 +18,8 @@ import pytest
 import labkit
 from labkit import ProcUnreadable, linux, observe
 
+pytestmark = pytest.mark.user  # labs of both kinds, and RLIMIT_NOFILE, as this user has them
+
 
 @pytest.fixture(params=["subreaper", "pid-namespace"])
 def mode(request) -> str:
