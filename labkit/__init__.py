@@ -27,6 +27,7 @@ _PUBLIC = {
     "NamespaceUnavailable": "labkit.errors",
     "BudgetUnavailable": "labkit.errors",
     "ForkRefused": "labkit.errors",
+    "ProcUnreadable": "labkit.errors",
     "ParentGoneError": "labkit.errors",
     "Snapshot": "labkit.observe",
     "Proc": "labkit.observe",

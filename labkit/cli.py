@@ -32,7 +32,7 @@ examples:
   python -m labkit doctor                      what this machine allows
   python -m labkit zombies --children 30 --policy none
   python -m labkit zombies --children 30 --policy sigchld-once
-  python -m labkit orphans --children 5
+  python -m labkit orphans --children 5 --mode subreaper
 """
 
 POLICY_HELP = """\
@@ -118,6 +118,7 @@ def _add_zombies(commands) -> None:
                      help="what the parent does about exited children (see below)")
     sub.add_argument("--lifetime", type=lifetime, default=0.0, metavar="S",
                      help=f"seconds each child lives (0 to {MAX_LIFETIME:g}; default 0)")
+    _add_mode(sub)
     sub.add_argument("--json", action="store_true", help="print one JSON object")
     sub.set_defaults(run=run_zombies, sub=sub)
 
@@ -131,8 +132,17 @@ def _add_orphans(commands) -> None:
                      help="how many children to fork (at least 1)")
     sub.add_argument("--lifetime", type=lifetime, default=0.5, metavar="S",
                      help=f"seconds each child lives (0 to {MAX_LIFETIME:g}; default 0.5)")
+    _add_mode(sub)
     sub.add_argument("--json", action="store_true", help="print one JSON object")
     sub.set_defaults(run=run_orphans, sub=sub)
+
+
+def _add_mode(sub) -> None:
+    from labkit.lab import MODES
+
+    sub.add_argument("--mode", choices=MODES, default="auto",
+                     help="the lab's init: PID 1 of a PID namespace of its own, or a child "
+                          "subreaper; auto (the default) takes the first the machine allows")
 
 
 def check_room(args: argparse.Namespace) -> None:
@@ -203,7 +213,7 @@ def run_doctor(args: argparse.Namespace) -> int:
 def run_zombies(args: argparse.Namespace) -> int:
     from labkit.lab import Lab
 
-    with Lab(max_procs=args.children + limits.MIN_PROCS) as lab:
+    with Lab(mode=args.mode, max_procs=args.children + limits.MIN_PROCS) as lab:
         parent = lab.parent(args.policy)
         with lab.record(interval=SAMPLE) as recorder:
             pids = parent.fork(args.children, args.lifetime)
@@ -211,7 +221,7 @@ def run_zombies(args: argparse.Namespace) -> int:
         final = lab.snapshot().counts
         reaped = parent.reap()
         result = {"command": "zombies", "policy": args.policy, "children": args.children,
-                  "lifetime": args.lifetime, "root_pid": lab.root_pid, "parent_pid": parent.pid,
+                  "lifetime": args.lifetime, **_lab_fields(lab), "parent_pid": parent.pid,
                   "pids": pids, "series": _series(recorder.series), "final": final,
                   "final_zombies": final.get("zombie", 0), "reaped": reaped}
     result["explanation"] = explain_zombies(result)
@@ -241,7 +251,7 @@ def settle(lab, life: float) -> None:
 def run_orphans(args: argparse.Namespace) -> int:
     from labkit.lab import Lab
 
-    with Lab(max_procs=args.children + limits.MIN_PROCS) as lab:
+    with Lab(mode=args.mode, max_procs=args.children + limits.MIN_PROCS) as lab:
         parent = lab.parent("none")  # the policy does not matter: it exits before they do
         with lab.record(interval=SAMPLE) as recorder:
             pids = parent.fork(args.children, args.lifetime)
@@ -258,10 +268,15 @@ def run_orphans(args: argparse.Namespace) -> int:
                     "reaped_at": round(events[pid].monotonic - start, 3) if pid in events
                     else None} for pid in pids]
         result = {"command": "orphans", "children": args.children, "lifetime": args.lifetime,
-                  "root_pid": lab.root_pid, "parent_pid": parent.pid, "orphans": orphans,
+                  **_lab_fields(lab), "parent_pid": parent.pid, "orphans": orphans,
                   "series": _series(recorder.series)}
     print(json.dumps(result) if args.json else orphans_text(result, recorder.series))
     return 0
+
+
+def _lab_fields(lab) -> dict:
+    """What the output says about the lab itself: its root, and the mode it really runs in."""
+    return {"root_pid": lab.root_pid, "mode": lab.mode, "mode_reason": lab.mode_reason}
 
 
 def _ppids(lab, pids: list[int]) -> dict[int, int]:
@@ -331,8 +346,30 @@ def explain_zombies(result: dict) -> str:
     }[result["policy"]]
 
 
+def root_is(mode: str) -> str:
+    """What the lab root is in a lab of `mode` (lab.mode: what the lab really runs as)."""
+    if mode == "pid-namespace":
+        return "PID 1 of the lab's own PID namespace; the PIDs shown are the host's"
+    return "a child subreaper"
+
+
+def adoption_rule(mode: str) -> str:
+    """Why the kernel gives a lab's orphans to its root, in a lab of `mode`.
+
+    An orphan goes to the nearest living child-subreaper ancestor, else to PID 1 of its PID
+    namespace (kernel/exit.c find_new_reaper; a subreaper outside the namespace never counts).
+    """
+    if mode == "pid-namespace":
+        return ("the kernel gives an orphan to PID 1 of its PID namespace when no ancestor "
+                "inside it is a child subreaper (pid_namespaces(7)), and here that PID 1 is the "
+                "lab root, not the machine's init")
+    return ("prctl(2) PR_SET_CHILD_SUBREAPER makes the kernel give orphans to the nearest "
+            "subreaper ancestor instead of PID 1")
+
+
 def zombies_text(result: dict, series) -> str:
-    lines = [f"Lab root PID {result['root_pid']} (the Python pause, a child subreaper); parent "
+    lines = [f"Lab root PID {result['root_pid']} (the Python pause, "
+             f"{root_is(result['mode'])}); parent "
              f"PID {result['parent_pid']} with policy {result['policy']!r} forked "
              f"{result['children']} children (lifetime {result['lifetime']:g} s).", "",
              timeline(series), "",
@@ -348,7 +385,8 @@ def zombies_text(result: dict, series) -> str:
 def orphans_text(result: dict, series) -> str:
     root, parent = result["root_pid"], result["parent_pid"]
     orphans = result["orphans"]
-    lines = [f"Lab root PID {root}: the Python pause, this lab's init (a child subreaper).",
+    lines = [f"Lab root PID {root}: the Python pause, this lab's init "
+             f"({root_is(result['mode'])}).",
              f"Parent PID {parent} forked {len(orphans)} children (lifetime "
              f"{result['lifetime']:g} s), then exited at once.", "",
              "  child   PPID before   PPID after the parent exited   reaped by the lab root"]
@@ -367,9 +405,8 @@ def _adoption_text(result: dict) -> str:
     seen = sum(o["ppid_after"] == root for o in orphans)
     early = sum(o["ppid_after"] is None and o["reaped_by_root"] for o in orphans)
     reaped = sum(o["reaped_by_root"] for o in orphans)
-    text = (f"{seen} of {len(orphans)} were seen adopted by the lab's init, the Python pause, a "
-            "child subreaper: prctl(2) PR_SET_CHILD_SUBREAPER makes the kernel give orphans to "
-            "the nearest subreaper ancestor instead of PID 1.")
+    text = (f"{seen} of {len(orphans)} were seen adopted by the lab's init, the Python pause, "
+            f"{root_is(result['mode'])}: {adoption_rule(result['mode'])}.")
     if early:
         text += (f" {early} had exited before their parent did: their zombies were adopted too "
                  "and reaped at once (only a parent can reap, so the root's reap proves it).")

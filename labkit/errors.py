@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno as _errno
+
 
 class LabError(Exception):
     """Base of every error labkit raises on its own account."""
@@ -31,6 +33,38 @@ class BudgetUnavailable(LabError, RuntimeError):
 
 class ParentGoneError(AgentError):
     """The parent has exited (by Parent.exit(), or killed from outside) and takes no requests."""
+
+
+class ProcUnreadable(OSError, LabError):
+    """/proc could not be read, for a reason that does not mean "that process exited": most
+    often EMFILE (this process has no file descriptor left) or ENFILE (the machine has none).
+    The lab's processes cannot be counted then, so labkit raises this rather than report a
+    snapshot that misses some, or let a cap be checked against too low a count.
+    `.errno` and `.filename` are the kernel's; the message says what to do."""
+
+    @classmethod
+    def about(cls, exc: OSError, path: str) -> ProcUnreadable:
+        """The error for `exc`, raised while reading `path` in /proc."""
+        import resource
+
+        err = exc.errno or 0
+        if err == _errno.EMFILE:
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            advice = (f"this process has no file descriptor left (RLIMIT_NOFILE: soft limit "
+                      f"{soft}, hard {hard}). Close files or labs you no longer need "
+                      "(lab.close())" + ("" if soft == hard else
+                                         ", or raise the soft limit: resource.setrlimit("
+                                         f"resource.RLIMIT_NOFILE, ({hard}, {hard}))"))
+        elif err == _errno.ENFILE:
+            advice = ("the machine's table of open files is full (/proc/sys/fs/file-max): close "
+                      "files or labs you no longer need, then try again")
+        else:
+            advice = "the process table could not be read; try again, or start a new lab"
+        return cls(err, f"{exc.strerror}: {path} could not be read, so the lab's processes "
+                        f"cannot be counted; {advice}", path)
+
+    def __str__(self) -> str:
+        return f"[Errno {self.errno}] {self.strerror}"  # the path is in the message already
 
 
 class ForkRefused(OSError, LabError):

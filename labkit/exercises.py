@@ -179,7 +179,9 @@ sleeper = os.fork()
 if sleeper == 0:
     os.close(w)
     try:
-        select.select([r], [], [], CONFIG["sleeper"])
+        waiting = select.poll()  # poll(2), not select(2): no FD_SETSIZE limit on r
+        waiting.register(r, select.POLLIN)
+        waiting.poll(CONFIG["sleeper"] * 1000)
     finally:
         os._exit(0)
 os.close(r)

@@ -112,8 +112,16 @@ def setns(fd: int, nstype: int = 0) -> None:
 
 # --- /proc ---------------------------------------------------------------------------------
 
+# What an error reading /proc/PID/... may mean "no process to see": it exited (its directory is
+# gone, ENOENT; a file opened before it was reaped reads ESRCH), or it is hidden from us
+# (hidepid=, proc(5): EACCES/EPERM, never one of our own). Anything else, EMFILE and ENFILE
+# first (no descriptor left to open the file), is a failure to read, never a process gone.
+GONE = frozenset({errno.ENOENT, errno.ESRCH})
+HIDDEN = frozenset({errno.EACCES, errno.EPERM})
+
 def read_stat(pid: int, proc: int | None = None) -> tuple[str, str, int] | None:
-    """(comm, state letter, ppid) from /proc/PID/stat, or None if the process is gone.
+    """(comm, state letter, ppid) from /proc/PID/stat; None if the process is gone or hidden
+    (GONE, HIDDEN), and any other OSError (EMFILE) raised: it is no answer about the process.
 
     `proc`: a descriptor of another /proc (the host's, seen from inside a PID namespace).
     comm sits in parentheses and may itself contain ')' or spaces, so the fields after it are
@@ -126,8 +134,10 @@ def read_stat(pid: int, proc: int | None = None) -> tuple[str, str, int] | None:
             data = os.read(fd, 4096)
         finally:
             os.close(fd)
-    except OSError:  # gone (ENOENT/ESRCH), or hidden from us (hidepid=: EACCES)
-        return None
+    except OSError as exc:
+        if exc.errno in GONE or exc.errno in HIDDEN:
+            return None
+        raise
     lpar = data.find(b"(")
     rpar = data.rfind(b")")
     fields = data[rpar + 2:].split(b" ", 2)
@@ -213,13 +223,15 @@ def start_time(pid: int) -> int | None:
     """When `pid` started, in clock ticks after boot (field 22 of /proc/PID/stat, proc(5)).
 
     (pid, start time) names one process for good: a PID is reused, its start time is not.
-    None if the process is gone.
+    None if the process is gone (or hidden); any other error (EMFILE) is raised.
     """
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
-    except OSError:
-        return None
+    except OSError as exc:
+        if exc.errno in GONE or exc.errno in HIDDEN:
+            return None
+        raise
     # Fields after comm start at "state", field 3; starttime is field 22.
     return int(data[data.rfind(b")") + 2:].split()[19])
 
@@ -273,8 +285,10 @@ def children(pid: int) -> list[int]:
     except FileNotFoundError:
         if not os.path.exists(f"/proc/{pid}"):
             return []
-    except OSError:  # ESRCH: exited while we read
-        return []
+    except OSError as exc:
+        if exc.errno in GONE:  # ESRCH: exited while we read
+            return []
+        raise
     return [p for p in all_pids() if (stat := read_stat(p)) is not None and stat[2] == pid]
 
 

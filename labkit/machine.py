@@ -14,6 +14,7 @@ machine restarts, so the result is cached per boot and the orphan is made only o
 
 from __future__ import annotations
 
+import errno
 import html
 import json
 import os
@@ -131,10 +132,14 @@ def _fact(summary: str, meaning: str, **data) -> dict:
 
 
 def _read(path: str) -> str | None:
+    """The file's text, or None where it is missing or not ours to read. No descriptor left
+    (EMFILE, ENFILE) is raised: it says nothing about the file, and a fact must not pretend."""
     try:
         with open(path) as f:
             return f.read().strip()
-    except OSError:
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise
         return None
 
 

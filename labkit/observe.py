@@ -21,6 +21,7 @@ from typing import NamedTuple
 import psutil
 
 from labkit import linux
+from labkit.errors import LabClosedError, ProcUnreadable
 
 # /proc/PID/stat state letters (proc(5)) to the names psutil gives them on Linux (a test checks
 # this table against psutil's own).
@@ -52,24 +53,45 @@ class Proc(NamedTuple):
 
 
 def read_table() -> dict[int, tuple[int, str, str]]:
-    """Every process on the machine: pid -> (ppid, state letter, comm), from /proc/PID/stat."""
+    """Every process on the machine: pid -> (ppid, state letter, comm), from /proc/PID/stat.
+
+    Raises ProcUnreadable when /proc cannot be read for any reason but a process gone or
+    hidden (linux.GONE, linux.HIDDEN): EMFILE is no exit, and a table missing processes is
+    worse than none.
+    """
     table = {}
     opened = os.open
-    for name in os.listdir("/proc"):
+    for name in _proc_names():
         if not name.isdigit():
             continue
         try:
             fd = opened(f"/proc/{name}/stat", os.O_RDONLY)
-        except OSError:
-            continue  # exited since listdir, or hidden from us
+        except OSError as exc:
+            _skip_or_raise(exc, f"/proc/{name}/stat")
+            continue
         try:
             data = os.read(fd, STAT_HEAD)
-        except OSError:
+        except OSError as exc:
+            _skip_or_raise(exc, f"/proc/{name}/stat")
             continue
         finally:
             os.close(fd)
         table[int(name)] = _parse_stat(data)
     return table
+
+
+def _proc_names() -> list[str]:
+    try:
+        return os.listdir("/proc")
+    except OSError as exc:
+        raise ProcUnreadable.about(exc, "/proc") from exc
+
+
+def _skip_or_raise(exc: OSError, path: str) -> None:
+    """Return if `exc` says the process is gone or hidden; raise ProcUnreadable otherwise."""
+    if exc.errno in linux.GONE or exc.errno in linux.HIDDEN:
+        return
+    raise ProcUnreadable.about(exc, path) from exc
 
 
 def _parse_stat(data: bytes) -> tuple[int, str, str]:
@@ -89,6 +111,7 @@ class ProcReader:
     reused, is opened afresh. At most `max_open` files are kept open, well under this process's
     RLIMIT_NOFILE; beyond that, processes are read the plain way. The namespace PID of a process
     (NSpid, from the heavier /proc/PID/status) is read once and kept as long as its file is.
+    Any error but a process gone or hidden (EMFILE first) raises ProcUnreadable, as read_table.
     """
 
     def __init__(self, max_open: int | None = None) -> None:
@@ -118,7 +141,7 @@ class ProcReader:
         same: set[int] = set()  # read through a file kept open: the very process seen before
         deferred: list[int] = []
         fds, last = self._fds, self._last
-        for name in os.listdir("/proc"):
+        for name in _proc_names():
             if not name.isdigit():
                 continue
             pid = int(name)
@@ -145,7 +168,8 @@ class ProcReader:
         """pread the kept file of `pid` into `table`; False if that process is gone."""
         try:
             data = os.pread(self._fds[pid], STAT_HEAD, 0)
-        except OSError:  # reaped: this file named the process that is gone
+        except OSError as exc:  # ESRCH: reaped, this file named the process that is gone
+            _skip_or_raise(exc, f"/proc/{pid}/stat")
             self._forget(pid)
             return False
         # A zombie's line never changes, an idle sleeper's seldom: parse only what did.
@@ -158,13 +182,16 @@ class ProcReader:
     def _open_and_read(self, pid: int, name: str) -> bytes | None:
         try:
             fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
-        except OSError:
+        except OSError as exc:
+            _skip_or_raise(exc, f"/proc/{name}/stat")
             return None  # exited since listdir, or hidden from us
         try:
             data = os.read(fd, STAT_HEAD)
-        except OSError:
-            data = None
-        if data is not None and len(self._fds) < self.max_open:
+        except OSError as exc:
+            os.close(fd)
+            _skip_or_raise(exc, f"/proc/{name}/stat")
+            return None
+        if len(self._fds) < self.max_open:
             self._fds[pid] = fd
         else:
             os.close(fd)
@@ -380,6 +407,12 @@ class Recorder:
     """Samples a lab in a background thread (observation only: threads never fork here).
 
     Use as a context manager; `.series` grows while it runs and is complete after exit.
+
+    A sample that cannot be taken (ProcUnreadable: no file descriptor left, EMFILE) is not "the
+    lab has no processes": the recorder stops there, keeps the reason in `.error`, and leaving
+    the `with` block raises it (stop() does not, so that closing a lab never fails for it). The
+    series then ends at the last sample that was read in full. A lab closed under the recorder
+    simply ends the series, with no error.
     """
 
     def __init__(self, sample, interval: float, marks=None) -> None:
@@ -390,13 +423,16 @@ class Recorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.error: Exception | None = None  # why sampling stopped early, if it did
 
     def __enter__(self) -> Recorder:
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.stop()
+        if self.error is not None and exc_type is None:
+            raise self.error
 
     def start(self) -> None:
         if self._thread is not None:
@@ -408,11 +444,16 @@ class Recorder:
     def _take(self) -> None:
         try:
             snap = self._sample()
-        except Exception:  # the lab closed under us: the series simply ends
+            in_use = linux.tasks_in_use()
+        except LabClosedError:  # the lab closed under us: the series simply ends
+            self._stop.set()
+            return
+        except Exception as exc:  # kept, and raised by __exit__: a short series is no answer
+            self.error = exc
             self._stop.set()
             return
         with self._lock:
-            self.series.add(snap, linux.tasks_in_use())
+            self.series.add(snap, in_use)
 
     def _run(self) -> None:
         next_at = time.monotonic() + self.interval
@@ -444,14 +485,16 @@ class Recorder:
 
 
 def namespace_pid(pid: int) -> int | None:
-    """The PID of host process `pid` in its own (innermost) PID namespace: NSpid's last field."""
+    """The PID of host process `pid` in its own (innermost) PID namespace: NSpid's last field.
+
+    None if the process is gone or hidden; ProcUnreadable for any other error (EMFILE)."""
     try:
         with open(f"/proc/{pid}/status", "rb") as f:
             for line in f:
                 if line.startswith(b"NSpid:"):
                     return int(line.split()[-1])
-    except OSError:
-        return None
+    except OSError as exc:
+        _skip_or_raise(exc, f"/proc/{pid}/status")
     return None
 
 

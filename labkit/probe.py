@@ -52,10 +52,22 @@ def _orphan_life(fd: int) -> None:
         for target in (0, 1, 2):
             os.dup2(null, target)
         linux.set_name("labkit-orphan")
-        # EOF on the pipe (the doctor closed its end, or died) is the signal to exit.
-        select.select([fd], [], [], ORPHAN_MAX_LIFE)
+        wait_for_eof(fd, ORPHAN_MAX_LIFE)
     finally:
         os._exit(0)
+
+
+def wait_for_eof(fd: int, timeout: float) -> bool:
+    """Block until `fd` (a pipe's read end) is readable or hung up; False after `timeout` s.
+
+    EOF on the pipe (the doctor closed its end, or died) is the orphan's signal to exit.
+    poll(2), not select(2): the doctor passes its own descriptor number, which is above 1024
+    once its process holds many files (a big lab's snapshots do), and select's fd_set cannot
+    hold it (select(2), BUGS); Python's select.select refuses it with ValueError.
+    """
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(timeout * 1000))
 
 
 def subreaper() -> dict:

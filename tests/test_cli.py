@@ -13,6 +13,7 @@ import pytest
 from conftest import wait_until
 
 from labkit import cli, limits
+from labkit.lab import Lab
 from labkit.machine import doctor
 
 pytestmark = pytest.mark.user  # the CLI's labs and doctor depend on what this user may do
@@ -39,6 +40,7 @@ def run_json(*args: str) -> dict:
 def test_policy_none_leaves_every_child_a_zombie_until_the_parent_reaps():
     result = run_json("zombies", "--children", "30", "--policy", "none")
     assert result["final_zombies"] == 30 and result["final"]["zombie"] == 30
+    assert result["mode"] in ROOT_IS and "mode_reason" in result  # what the lab really ran as
     assert result["reaped"] == 30
     assert max(result["series"]["counts"]["zombie"]) == 30
     assert max(result["series"]["total"]) == 33  # root, agent, parent and the 30
@@ -71,6 +73,48 @@ def test_orphans_are_adopted_and_reaped_by_the_lab_root():
         assert orphan["ppid_before"] == parent
         assert orphan["ppid_after"] == root
         assert orphan["reaped_by_root"] is True and orphan["status"] == 0
+
+
+# What the text must call the lab root, what it must not, and the kernel rule it gives, by mode.
+ROOT_IS = {"subreaper": "a child subreaper",
+           "pid-namespace": "PID 1 of the lab's own PID namespace"}
+WRONG = {"subreaper": "PID namespace", "pid-namespace": "the Python pause, a child subreaper"}
+RULE = {"subreaper": "PR_SET_CHILD_SUBREAPER", "pid-namespace": "pid_namespaces(7)"}
+
+
+def run_in_mode(mode: str, *args: str) -> str:
+    """The text output of `python -m labkit ARGS --mode MODE`; a skip where the machine refuses
+    a PID namespace (the command then says NamespaceUnavailable and why)."""
+    done = run_cli(*args, "--mode", mode)
+    if mode == "pid-namespace" and "NamespaceUnavailable" in done.stderr:
+        pytest.skip(f"this machine refuses a PID-namespace lab: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("mode", ["subreaper", "pid-namespace"])
+def test_the_orphans_text_says_what_the_lab_root_really_is(mode):
+    text = run_in_mode(mode, "orphans", "--children", "2", "--lifetime", "0")
+    first, adoption = text.splitlines()[0], next(
+        line for line in text.splitlines() if "were seen adopted" in line)
+    assert ROOT_IS[mode] in first and ROOT_IS[mode] in adoption
+    assert WRONG[mode] not in text
+    assert [rule for rule in RULE.values() if rule in adoption] == [RULE[mode]]
+
+
+@pytest.mark.parametrize("mode", ["subreaper", "pid-namespace"])
+def test_the_zombies_text_says_what_the_lab_root_really_is(mode):
+    first = run_in_mode(mode, "zombies", "--children", "1", "--policy", "none").splitlines()[0]
+    assert ROOT_IS[mode] in first and WRONG[mode] not in first
+
+
+def test_by_default_the_text_names_the_mode_the_lab_got():
+    """--mode auto takes the strongest mode the machine allows; the text follows lab.mode."""
+    with Lab() as lab:
+        mode = lab.mode  # what auto picks on this machine, for this user
+    done = run_cli("zombies", "--children", "1", "--policy", "none")
+    assert done.returncode == 0, done.stderr
+    assert ROOT_IS[mode] in done.stdout.splitlines()[0]
 
 
 def test_doctor_json_has_the_same_facts_as_labkit_doctor(tmp_path):

@@ -18,14 +18,16 @@ import threading
 
 import psutil
 import pytest
+from conftest import wait_until
 
 import labkit
-from labkit import linux
+from labkit import linux, machine, probe
 from labkit.machine import LABELS
 
 pytestmark = pytest.mark.user  # the doctor reports what this user may do
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SELECT_LIMIT = 1024  # FD_SETSIZE: select(2) cannot watch a descriptor at or above it
 FACTS = {"kernel", "pid1", "orphans", "user", "subreaper", "user_namespaces", "pid_namespaces",
          "proc_mount", "cgroup_pids", "rlimit_nproc", "pids", "python", "hosting", "lab_mode"}
 
@@ -76,6 +78,78 @@ def acting_as_a_reaping_init():
     finally:
         stop.set()
         thread.join()
+
+
+@contextlib.contextmanager
+def holding_open_files(n: int = 1100):
+    """While inside, this process holds `n` more descriptors (/dev/null), as the kernel of a big
+    lab does: the next descriptor it opens is numbered above SELECT_LIMIT. RLIMIT_NOFILE's soft
+    limit is raised for it (up to the hard limit; a hard limit too low skips the test) and
+    restored after."""
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = n + 256
+    if limits[1] != resource.RLIM_INFINITY and limits[1] < need:
+        pytest.skip(f"RLIMIT_NOFILE's hard limit {limits[1]} is below {need}")
+    if limits[0] != resource.RLIM_INFINITY and limits[0] < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, limits[1]))
+    fds: list[int] = []
+    try:
+        fds.extend(os.open(os.devnull, os.O_RDONLY) for _ in range(n))
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+
+
+def state_of(pid: int) -> str | None:
+    stat = linux.read_stat(pid)
+    return None if stat is None else stat[1]
+
+
+def test_the_orphan_s_wait_takes_a_descriptor_above_1024():
+    """select(2) cannot watch such a descriptor (Python raises ValueError); poll(2) can."""
+    with holding_open_files():
+        rfd, wfd = os.pipe()
+        try:
+            assert rfd >= SELECT_LIMIT
+            assert probe.wait_for_eof(rfd, 0.0) is False  # the writer is still open
+            os.close(wfd)
+            assert probe.wait_for_eof(rfd, 5.0) is True   # EOF
+        finally:
+            os.close(rfd)
+            with contextlib.suppress(OSError):
+                os.close(wfd)
+
+
+def test_the_doctor_s_orphan_lives_until_eof_while_a_big_lab_holds_many_files():
+    """The doctor hands the orphan its pipe by number: with 1,100 files open that number is
+    above 1024, and the orphan must still wait for EOF (then it exits and we reap it)."""
+    with holding_open_files():
+        rfd, wfd = os.pipe()
+        try:
+            assert rfd >= SELECT_LIMIT
+            answer = machine.run_probe(["orphan", str(rfd)], pass_fds=(rfd,))
+        finally:
+            os.close(rfd)
+        try:
+            assert answer["ok"], answer
+            pid = answer["pid"]
+            # Waiting for EOF it sleeps (S); an orphan that failed to wait exits instead.
+            assert wait_until(lambda: state_of(pid) in ("S", "Z", None), 5.0)
+            assert state_of(pid) == "S"
+            assert linux.read_stat(pid)[2] == os.getpid()  # adopted by us, the subreaper
+        finally:
+            os.close(wfd)
+    assert wait_until(lambda: state_of(pid) == "Z", 5.0)
+    assert reap_test_orphans() == [pid]
+
+
+def test_the_doctor_measures_orphans_while_this_process_holds_1100_files():
+    with holding_open_files():
+        facts = labkit.doctor().facts["orphans"]
+    assert facts["measured"] is True and facts["adopter_pid"] == os.getpid(), facts
+    assert facts["reaped"] is True
 
 
 @pytest.fixture(scope="module")
