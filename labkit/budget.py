@@ -213,11 +213,13 @@ class Budget:
                 raise BudgetUnavailable(
                     f"the lab's cgroup could not be made: {exc.strerror}") from None
             return ["--cgroup", self.cgroup]
-        # The limit counts tasks that are not the lab's: in a PID-namespace lab its launcher
-        # (labkit.unshare, outside the lab) and, unless the lab has a user namespace of its own
-        # where the kernel counts apart, every other task of our uid, right now.
-        launcher = 1 if mode == "pid-namespace" else 0
-        self.per_namespace = launcher == 1 and os.geteuid() != 0 and ucounts_per_namespace()
+        # The limit counts tasks that are not the lab's: the root's launcher (labkit.unshare,
+        # or the subreaper lab's keeper: labkit.lab), started after this count, and, unless
+        # the lab has a user namespace of its own where the kernel counts apart, every other
+        # task of our uid, right now.
+        launcher = 1
+        self.per_namespace = (mode == "pid-namespace" and os.geteuid() != 0
+                              and ucounts_per_namespace())
         self.baseline = launcher + (0 if self.per_namespace else tasks_of(os.getuid()))
         self.nproc = self.baseline + self.limit
         _, hard = resource.getrlimit(resource.RLIMIT_NPROC)

@@ -1,13 +1,26 @@
 """Lab and Parent: the controller a notebook holds over a tree of real processes.
 
     kernel (this process; threaded, never forks lab processes)
-     └─ lab root: python -m labkit.pause --subreaper --drain   (orphans come here)
-         └─ agent: python -m labkit.agent                     (forks the parents)
-             └─ parent (a policy)  └─ children
+     └─ launcher: the keeper (python -m labkit.pause --subreaper --drain --owner KERNEL),
+        │         or labkit.unshare for a PID-namespace lab
+         └─ lab root: python -m labkit.pause --subreaper --drain   (orphans come here)
+             └─ agent: python -m labkit.agent                     (forks the parents)
+                 └─ parent (a policy)  └─ children
 
-The kernel starts the root with subprocess and talks to the agent over two pipes. Closing the
-lab (or leaving `with`, or the interpreter exiting, or this process dying: PR_SET_PDEATHSIG)
+The kernel starts the launcher with subprocess and talks to the agent over two pipes. Closing
+the lab (or leaving `with`, or the interpreter exiting, or this process dying: PR_SET_PDEATHSIG)
 makes the root kill and reap every lab process before it exits.
+
+The launcher is what still reaps when the root itself is killed (SIGKILL: it drains nothing).
+In a PID-namespace lab the kernel does it: PID 1's death kills everything inside and its
+exit waits until all of it is reaped (pid_namespaces(7); kernel/pid_namespace.c
+zap_pid_ns_processes). A subreaper lab has no such rule: its orphans, and the zombies of
+parents that die with the agent, would go to the next subreaper up or to PID 1, which on
+Binder never reaps. So a second pause, the keeper, stands above the root as a child subreaper
+(prctl(2) PR_SET_CHILD_SUBREAPER): everything the dead root leaves comes to it, and its drain
+kills it and reaps it with its own waitpid. Not this process: a kernel that were a subreaper
+would adopt the orphans of everything it runs (a notebook's `!cmd &`, the doctor's test
+orphan, which is how the doctor measures PID 1), changing what the course shows.
 """
 
 from __future__ import annotations
@@ -26,7 +39,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from labkit import budget, checks, limits, unshare
+from labkit import budget, checks, limits, linux, unshare
 from labkit.errors import (
     AgentError,
     BudgetUnavailable,
@@ -36,7 +49,6 @@ from labkit.errors import (
     NamespaceUnavailable,
     ParentGoneError,
 )
-from labkit.linux import errno_name
 from labkit.observe import (
     ProcReader,
     Recorder,
@@ -91,6 +103,7 @@ class _Session:
         self.budget = pid_budget  # released (its cgroup removed) once the lab is drained
         budget_options = [] if pid_budget is None else pid_budget.root_options(mode)
         self.dir = tempfile.mkdtemp(prefix="labkit-")
+        self.root_pidfd: int | None = None  # set once the agent names the root
         self.events_path = os.path.join(self.dir, "events.jsonl")
         self.log_path = os.path.join(self.dir, "root.log")
         to_agent_r, to_agent_w = os.pipe()
@@ -104,7 +117,7 @@ class _Session:
             with open(self.log_path, "wb") as log:
                 # A new session: a terminal's Ctrl-C reaches the kernel, which closes the lab,
                 # rather than killing the root behind its back.
-                self.root = subprocess.Popen(
+                self.launcher = subprocess.Popen(
                     command, pass_fds=(to_agent_r, from_agent_w), stdin=subprocess.DEVNULL,
                     stdout=log, stderr=log, env=env, start_new_session=True)
         except BaseException:
@@ -117,22 +130,32 @@ class _Session:
         self.channel = Channel(from_agent_r, to_agent_w)
         self.closed = False
 
+    def know_root(self, pid: int) -> None:
+        self.root_pidfd = linux.pidfd_open(pid)
+
     def close(self) -> int | None:
-        """Stop the root (it drains the lab), wait for it, remove our files. Idempotent."""
+        """Stop the root (it drains the lab), wait for its launcher, which exits after it (the
+        keeper reaps what a killed root left first). Idempotent: the launcher's exit status."""
         if self.closed:
-            return self.root.returncode
+            return self.launcher.returncode
         self.closed = True
         try:
-            if self.root.poll() is None:
-                self.root.send_signal(signal.SIGTERM)
-            try:
-                self.root.wait(CLOSE_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.root.kill()
-                self.root.wait()
+            # The root itself, so that its drain reports what it reaps (lab.events); a pidfd,
+            # so that a root already gone, its PID reused, is never mistaken for it.
+            if self.root_pidfd is None or not linux.pidfd_kill(self.root_pidfd, signal.SIGTERM):
+                self.launcher.terminate()
+            for stop in (self.launcher.terminate, self.launcher.kill):
+                try:
+                    self.launcher.wait(CLOSE_TIMEOUT)
+                    break
+                except subprocess.TimeoutExpired:
+                    stop()  # the keeper drains on SIGTERM; SIGKILL ends a namespace
+            self.launcher.wait()
         finally:
             self.channel.close()
-        return self.root.returncode
+            if self.root_pidfd is not None:
+                os.close(self.root_pidfd)
+        return self.launcher.returncode
 
     def remove_files(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -147,14 +170,19 @@ class _Session:
 
 def _root_command(mode: str, reap: bool, events: str,
                   budget_options: Sequence[str] = ()) -> list[str]:
-    """The lab root's command line: the pause as a subreaper, or as PID 1 of a namespace.
-    `budget_options` (--cgroup DIR or --nproc N) put it under a PID budget before it forks."""
+    """The lab root's command line behind its launcher: the pause as a subreaper under the
+    keeper, or as PID 1 of a namespace. `budget_options` (--cgroup DIR or --nproc N) put the
+    root, not its launcher, under a PID budget before it forks."""
     pause = [sys.executable, "-m", "labkit.pause", "--drain", "--events", events,
              *budget_options]
     if not reap:
         pause.append("--no-reap")
     if mode == "subreaper":
-        return pause + ["--subreaper", "--owner", str(os.getpid())]
+        # The keeper (see the module's docstring) dies with us and drains; the root, its
+        # child, gets no --owner: its parent is the keeper, not us.
+        keeper = [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain",
+                  "--owner", str(os.getpid()), "--"]
+        return keeper + pause + ["--subreaper"]
     # PID 1 of a new PID namespace, in a new user namespace when we are not root (the only way
     # an unprivileged user may create one), with a /proc of its own for `ps` inside. Its
     # launcher dies with us (PR_SET_PDEATHSIG), and takes the namespace with it.
@@ -222,6 +250,7 @@ class Lab:
         self.limit_mechanism = None if self.budget is None else self.budget.describe()
         self.root_pid: int = hello["root"]
         self.agent_pid: int = hello["agent"]
+        self._session.know_root(self.root_pid)
         # Namespace PID -> host PID of what the lab made: the root reports PIDs as it sees them.
         self._host_pid: dict[int, int] = {hello["ns_pid"]: self.agent_pid}
         self.started = time.monotonic()
@@ -243,7 +272,7 @@ class Lab:
         # EOF on the pipe comes as the root exits, a moment before wait(2) can report its
         # status: wait for it, or a namespace refusal would pass for a failure to start.
         try:
-            code = self._session.root.wait(1.0)
+            code = self._session.launcher.wait(1.0)
         except subprocess.TimeoutExpired:
             code = None
         log = self._session.root_log().strip()
@@ -287,7 +316,7 @@ class Lab:
                 raise AgentError(self._died("the lab's agent")) from None
 
     def _died(self, who: str) -> str:
-        code = self._session.root.poll()
+        code = self._session.launcher.poll()
         if code is None:
             return f"{who} ended unexpectedly; close the lab and start a new one"
         return (f"{who} ended: the lab root exited with status {code}; close the lab and start "
@@ -334,7 +363,7 @@ class Lab:
             reply = self._request({"op": "parent", "policy": policy})
             if not reply["ok"]:
                 if reply.get("errno") is not None:
-                    self._note(f"parent refused ({errno_name(reply['errno'])})")
+                    self._note(f"parent refused ({linux.errno_name(reply['errno'])})")
                 raise _refusal(reply, [], self, "No new parent could be started. ")
             proc = Parent(self, reply["pid"], policy)
             self._parents[proc.pid] = proc
@@ -469,7 +498,7 @@ class Parent:
                 lab._host_pid.update(zip(reply.get("ns_pids", []), reply.get("pids", []),
                                          strict=True))
                 if reply.get("errno") is not None:
-                    lab._note(f"fork refused ({errno_name(reply['errno'])}) after "
+                    lab._note(f"fork refused ({linux.errno_name(reply['errno'])}) after "
                               f"{len(reply.get('pids', []))}")
                 created = reply.get("pids", [])
                 raise _refusal(reply, created, lab, exiting=created if lifetime == 0 else ())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import signal
 
 # prctl(2) options (include/uapi/linux/prctl.h).
 PR_SET_PDEATHSIG = 1
@@ -287,3 +288,27 @@ def mounts() -> list[tuple[str, str, list[str]]]:
         return []
     return [(fields[1], fields[2], fields[3].split(",")) for fields in map(str.split, lines)
             if len(fields) >= 4]
+
+
+# --- pidfds: a process named for good ------------------------------------------------------
+
+def pidfd_open(pid: int) -> int | None:
+    """A descriptor that names process `pid` itself, not whoever holds its PID later
+    (pidfd_open(2), Linux >= 5.3); None if it is gone or the kernel has no pidfds (ENOSYS)."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except OSError:  # ESRCH: gone; ENOSYS: too old a kernel; EMFILE: no room
+        return None
+
+
+def pidfd_kill(pidfd: int, signo: int) -> bool:
+    """Send `signo` to the process of `pidfd` (pidfd_send_signal(2)); False if it has exited.
+    A pidfd never reaches a process that got the PID later, as kill(2) might."""
+    try:
+        signal.pidfd_send_signal(pidfd, signo)
+        return True
+    except ProcessLookupError:
+        return False

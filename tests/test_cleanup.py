@@ -19,6 +19,7 @@ import pytest
 from conftest import reap_adopted, wait_until
 
 import labkit
+from labkit import linux
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -116,3 +117,29 @@ def test_a_lab_dropped_without_close_is_closed_by_the_garbage_collector():
     import gc
     gc.collect()
     assert not any(os.path.exists(f"/proc/{p}") for p in pids)
+
+
+def still_there(procs: dict[int, int | None]) -> list[int]:
+    """Those of `procs` (PID: start time) that still hold their PID, alive or as zombies; a PID
+    now held by a newer process (another start time) is not ours."""
+    return [pid for pid, start in procs.items() if linux.start_time(pid) == start]
+
+
+@pytest.mark.parametrize("mode", ["subreaper", "pid-namespace"])
+def test_closing_a_lab_whose_root_was_sigkilled_kills_and_reaps_every_lab_process(mode):
+    lab = labkit.Lab(mode=mode)
+    sleepers = lab.parent("sigchld").fork(5, lifetime=labkit.lab.MAX_LIFETIME)
+    zombies = lab.parent("none").fork(5)
+    snap = lab.wait_for(lambda s: len(s.zombies) == 5)
+    assert sorted(z.pid for z in snap.zombies) == sorted(zombies)
+    # Below the root, one process group: the agent's (the parents and their children inherit it).
+    below = [p for p in snap.pids if p != lab.root_pid]
+    assert set(sleepers) <= set(below)
+    assert {os.getpgid(p) for p in below} == {lab.agent_pid}
+    procs = {pid: linux.start_time(pid) for pid in snap.pids}
+    os.kill(lab.root_pid, signal.SIGKILL)
+    lab.close()
+    # No reap_adopted() here: this process is a subreaper (conftest) and must not be the one
+    # that makes the lab's zombies go away; Binder's PID 1 would never reap them.
+    assert wait_until(lambda: not still_there(procs), 5.0), [
+        f"{pid} {linux.read_stat(pid)}" for pid in still_there(procs)]
