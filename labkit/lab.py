@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -70,6 +71,7 @@ MAX_LIFETIME = 3600.0   # every child's life is bounded: nothing of a lab outliv
 START_TIMEOUT = 10.0    # seconds for the root and agent to come up (a slow Binder start)
 CLOSE_TIMEOUT = 10.0
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNTIME_PREFIX = "labkit-lab-"  # a lab's folder: + the owner's linux.owner_tag() + "-" + random
 
 
 class ReapEvent(NamedTuple):
@@ -102,7 +104,8 @@ class _Session:
         self.mode = mode
         self.budget = pid_budget  # released (its cgroup removed) once the lab is drained
         budget_options = [] if pid_budget is None else pid_budget.root_options(mode)
-        self.dir = tempfile.mkdtemp(prefix="labkit-")
+        # Named after us, so that the next lab can remove it if we are killed (sweep_leftovers).
+        self.dir = tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{linux.owner_tag()}-")
         self.root_pidfd: int | None = None  # set once the agent names the root
         self.events_path = os.path.join(self.dir, "events.jsonl")
         self.log_path = os.path.join(self.dir, "root.log")
@@ -193,6 +196,35 @@ def _root_command(mode: str, reap: bool, events: str,
     return unshare + ["--"] + pause
 
 
+def sweep_leftovers() -> list[str]:
+    """Remove what labs of an owner that has ended left behind: their folders (events, log) and
+    their PID-budget cgroups. A kernel killed with SIGKILL never runs its finalizers; its labs'
+    processes drain by themselves (PR_SET_PDEATHSIG), their files and cgroups stay until now.
+    Only names made by this labkit (with the owner's PID and start time), only our own folders,
+    never a live owner's. The paths removed."""
+    top = tempfile.gettempdir()
+    try:
+        names = os.listdir(top)
+    except OSError:
+        names = []
+    removed = []
+    for name in names:
+        path = os.path.join(top, name)
+        if linux.owner_gone(name, RUNTIME_PREFIX) and _own_folder(path):
+            shutil.rmtree(path, ignore_errors=True)
+            if not os.path.lexists(path):
+                removed.append(path)
+    return removed + budget.sweep()
+
+
+def _own_folder(path: str) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+
+
 def _finalize(session: _Session, reader: ProcReader) -> None:
     try:
         session.close()
@@ -231,6 +263,7 @@ class Lab:
         self._recorders: list[Recorder] = []
         self._next_id = 0
         self.mode_reason = ""  # why "auto" chose what it chose
+        sweep_leftovers()
         # The mechanism is chosen (a cgroup made) before any process: BudgetUnavailable if none.
         self.budget = None if self.pid_limit is None else budget.plan(self.pid_limit)
         try:

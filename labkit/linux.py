@@ -312,3 +312,36 @@ def pidfd_kill(pidfd: int, signo: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+# --- owners: what a process leaves behind is named after it ----------------------------------
+
+def pid_namespace_id() -> int:
+    """The inode of our PID namespace (namespaces(7)): a PID means something only inside one."""
+    return os.stat("/proc/self/ns/pid").st_ino
+
+
+def owner_tag() -> str:
+    """'PID-START-NAMESPACE' of this process, for the names of files and cgroups it must remove
+    itself. A reused PID has another start time, and a PID of another PID namespace another
+    namespace, so neither passes for us once we are gone (see owner_gone)."""
+    pid = os.getpid()
+    return f"{pid}-{start_time(pid)}-{pid_namespace_id()}"
+
+
+def owner_gone(name: str, prefix: str) -> bool:
+    """Whether `name`, made as PREFIX + owner_tag() + '-' + anything, names an owner that has
+    ended. False when that cannot be known: not such a name (older labkit, or someone else's),
+    or an owner in another PID namespace."""
+    if not name.startswith(prefix):
+        return False
+    parts = name[len(prefix):].split("-", 3)
+    if len(parts) != 4 or not all(part.isdigit() for part in parts[:3]):
+        return False
+    pid, start, namespace = (int(part) for part in parts[:3])
+    try:
+        if namespace != pid_namespace_id():
+            return False
+    except OSError:
+        return False
+    return start_time(pid) != start  # a zombie owner still has its start time: not gone yet
