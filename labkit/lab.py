@@ -106,7 +106,8 @@ class _Session:
         budget_options = [] if pid_budget is None else pid_budget.root_options(mode)
         # Named after us, so that the next lab can remove it if we are killed (sweep_leftovers).
         self.dir = tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{linux.owner_tag()}-")
-        self.root_pidfd: int | None = None  # set once the agent names the root
+        self.root_pid: int | None = None    # set once the agent names the root
+        self.root_pidfd: int | None = None
         self.events_path = os.path.join(self.dir, "events.jsonl")
         self.log_path = os.path.join(self.dir, "root.log")
         to_agent_r, to_agent_w = os.pipe()
@@ -134,7 +135,19 @@ class _Session:
         self.closed = False
 
     def know_root(self, pid: int) -> None:
+        self.root_pid = pid
         self.root_pidfd = linux.pidfd_open(pid)
+
+    def stop_root(self) -> None:
+        """SIGTERM to the root itself, so that its drain reports what it reaps (lab.events).
+        Through a pidfd where the kernel has them: a root already gone, its PID reused, is never
+        hit. A root that is gone needs nothing: its launcher is ending by itself."""
+        if self.root_pid is None:  # never started: stop the launcher, which drains
+            self.launcher.terminate()
+        elif self.root_pidfd is not None:
+            linux.pidfd_kill(self.root_pidfd, signal.SIGTERM)
+        elif (stat := linux.read_stat(self.root_pid)) and stat[2] == self.launcher.pid:
+            os.kill(self.root_pid, signal.SIGTERM)  # no pidfds (Linux < 5.3): still its child
 
     def close(self) -> int | None:
         """Stop the root (it drains the lab), wait for its launcher, which exits after it (the
@@ -143,10 +156,7 @@ class _Session:
             return self.launcher.returncode
         self.closed = True
         try:
-            # The root itself, so that its drain reports what it reaps (lab.events); a pidfd,
-            # so that a root already gone, its PID reused, is never mistaken for it.
-            if self.root_pidfd is None or not linux.pidfd_kill(self.root_pidfd, signal.SIGTERM):
-                self.launcher.terminate()
+            self.stop_root()
             for stop in (self.launcher.terminate, self.launcher.kill):
                 try:
                     self.launcher.wait(CLOSE_TIMEOUT)
