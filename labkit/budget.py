@@ -36,6 +36,7 @@ from labkit.errors import BudgetUnavailable, CapacityError
 from labkit.pause import EXIT_BUDGET
 
 CGROUP_ENV = "LABKIT_PIDS_CGROUP"  # a cgroup directory where labs may make their own
+CGROUP_PREFIX = "labkit-lab-"  # + the owner's linux.owner_tag() + "-" + a random part
 LAB_OWN = limits.MIN_PROCS  # PIDs the lab needs itself: its root, its agent, one parent
 ROOT_REFUSED = EXIT_BUDGET  # the lab root's exit code when it could not enter its budget
 UCOUNTS_SINCE = (5, 14)    # "Reimplement RLIMIT_NPROC on top of ucounts": per user namespace
@@ -159,7 +160,9 @@ class Budget:
             raise OSError(errno.ENOENT, f"{self.parent} does not exist")
         if not os.path.exists(os.path.join(self.parent, "cgroup.procs")):
             raise OSError(errno.ENOTDIR, f"{self.parent} is not a cgroup (no cgroup.procs)")
-        path = os.path.join(self.parent, f"labkit-lab-{os.getpid()}-{secrets.token_hex(4)}")
+        # Named after us, so that the next lab can remove it if we are killed before release().
+        path = os.path.join(self.parent,
+                            f"{CGROUP_PREFIX}{linux.owner_tag()}-{secrets.token_hex(4)}")
         try:
             os.mkdir(path)
         except OSError as exc:
@@ -213,11 +216,13 @@ class Budget:
                 raise BudgetUnavailable(
                     f"the lab's cgroup could not be made: {exc.strerror}") from None
             return ["--cgroup", self.cgroup]
-        # The limit counts tasks that are not the lab's: in a PID-namespace lab its launcher
-        # (labkit.unshare, outside the lab) and, unless the lab has a user namespace of its own
-        # where the kernel counts apart, every other task of our uid, right now.
-        launcher = 1 if mode == "pid-namespace" else 0
-        self.per_namespace = launcher == 1 and os.geteuid() != 0 and ucounts_per_namespace()
+        # The limit counts tasks that are not the lab's: the root's launcher (labkit.unshare,
+        # or the subreaper lab's keeper: labkit.lab), started after this count, and, unless
+        # the lab has a user namespace of its own where the kernel counts apart, every other
+        # task of our uid, right now.
+        launcher = 1
+        self.per_namespace = (mode == "pid-namespace" and os.geteuid() != 0
+                              and ucounts_per_namespace())
         self.baseline = launcher + (0 if self.per_namespace else tasks_of(os.getuid()))
         self.nproc = self.baseline + self.limit
         _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
@@ -269,6 +274,29 @@ class Budget:
         return (f"The lab's PID budget ({name}) is full: {zombies} zombies hold PIDs, the lab's "
                 f"{live} live processes the rest. Reap them (parent.reap()) or let the parent "
                 "exit (parent.exit(): the lab root then reaps them), and fork again")
+
+
+def sweep() -> list[str]:
+    """Remove the lab cgroups whose owner has ended (a killed kernel never calls release());
+    the paths removed. One that still holds tasks is left: rmdir(2) refuses it (EBUSY) until
+    its lab has drained, and the next lab tries again."""
+    found = pids_cgroup()
+    if found is None:
+        return []
+    parent = found[1]
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if linux.owner_gone(name, CGROUP_PREFIX):
+            try:
+                os.rmdir(os.path.join(parent, name))
+                removed.append(os.path.join(parent, name))
+            except OSError:
+                pass
+    return removed
 
 
 def plan(limit: int) -> Budget:

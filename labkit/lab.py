@@ -1,13 +1,26 @@
 """Lab and Parent: the controller a notebook holds over a tree of real processes.
 
     kernel (this process; threaded, never forks lab processes)
-     └─ lab root: python -m labkit.pause --subreaper --drain   (orphans come here)
-         └─ agent: python -m labkit.agent                     (forks the parents)
-             └─ parent (a policy)  └─ children
+     └─ launcher: the keeper (python -m labkit.pause --subreaper --drain --owner KERNEL),
+        │         or labkit.unshare for a PID-namespace lab
+         └─ lab root: python -m labkit.pause --subreaper --drain   (orphans come here)
+             └─ agent: python -m labkit.agent                     (forks the parents)
+                 └─ parent (a policy)  └─ children
 
-The kernel starts the root with subprocess and talks to the agent over two pipes. Closing the
-lab (or leaving `with`, or the interpreter exiting, or this process dying: PR_SET_PDEATHSIG)
+The kernel starts the launcher with subprocess and talks to the agent over two pipes. Closing
+the lab (or leaving `with`, or the interpreter exiting, or this process dying: PR_SET_PDEATHSIG)
 makes the root kill and reap every lab process before it exits.
+
+The launcher is what still reaps when the root itself is killed (SIGKILL: it drains nothing).
+In a PID-namespace lab the kernel does it: PID 1's death kills everything inside and its
+exit waits until all of it is reaped (pid_namespaces(7); kernel/pid_namespace.c
+zap_pid_ns_processes). A subreaper lab has no such rule: its orphans, and the zombies of
+parents that die with the agent, would go to the next subreaper up or to PID 1, which on
+Binder never reaps. So a second pause, the keeper, stands above the root as a child subreaper
+(prctl(2) PR_SET_CHILD_SUBREAPER): everything the dead root leaves comes to it, and its drain
+kills it and reaps it with its own waitpid. Not this process: a kernel that were a subreaper
+would adopt the orphans of everything it runs (a notebook's `!cmd &`, the doctor's test
+orphan, which is how the doctor measures PID 1), changing what the course shows.
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -26,7 +40,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from labkit import budget, checks, limits, unshare
+from labkit import budget, checks, limits, linux, unshare
 from labkit.errors import (
     AgentError,
     BudgetUnavailable,
@@ -36,7 +50,6 @@ from labkit.errors import (
     NamespaceUnavailable,
     ParentGoneError,
 )
-from labkit.linux import errno_name
 from labkit.observe import (
     ProcReader,
     Recorder,
@@ -58,6 +71,7 @@ MAX_LIFETIME = 3600.0   # every child's life is bounded: nothing of a lab outliv
 START_TIMEOUT = 10.0    # seconds for the root and agent to come up (a slow Binder start)
 CLOSE_TIMEOUT = 10.0
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNTIME_PREFIX = "labkit-lab-"  # a lab's folder: + the owner's linux.owner_tag() + "-" + random
 
 
 class ReapEvent(NamedTuple):
@@ -90,7 +104,10 @@ class _Session:
         self.mode = mode
         self.budget = pid_budget  # released (its cgroup removed) once the lab is drained
         budget_options = [] if pid_budget is None else pid_budget.root_options(mode)
-        self.dir = tempfile.mkdtemp(prefix="labkit-")
+        # Named after us, so that the next lab can remove it if we are killed (sweep_leftovers).
+        self.dir = tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{linux.owner_tag()}-")
+        self.root_pid: int | None = None    # set once the agent names the root
+        self.root_pidfd: int | None = None
         self.events_path = os.path.join(self.dir, "events.jsonl")
         self.log_path = os.path.join(self.dir, "root.log")
         to_agent_r, to_agent_w = os.pipe()
@@ -104,7 +121,7 @@ class _Session:
             with open(self.log_path, "wb") as log:
                 # A new session: a terminal's Ctrl-C reaches the kernel, which closes the lab,
                 # rather than killing the root behind its back.
-                self.root = subprocess.Popen(
+                self.launcher = subprocess.Popen(
                     command, pass_fds=(to_agent_r, from_agent_w), stdin=subprocess.DEVNULL,
                     stdout=log, stderr=log, env=env, start_new_session=True)
         except BaseException:
@@ -117,22 +134,41 @@ class _Session:
         self.channel = Channel(from_agent_r, to_agent_w)
         self.closed = False
 
+    def know_root(self, pid: int) -> None:
+        self.root_pid = pid
+        self.root_pidfd = linux.pidfd_open(pid)
+
+    def stop_root(self) -> None:
+        """SIGTERM to the root itself, so that its drain reports what it reaps (lab.events).
+        Through a pidfd where the kernel has them: a root already gone, its PID reused, is never
+        hit. A root that is gone needs nothing: its launcher is ending by itself."""
+        if self.root_pid is None:  # never started: stop the launcher, which drains
+            self.launcher.terminate()
+        elif self.root_pidfd is not None:
+            linux.pidfd_kill(self.root_pidfd, signal.SIGTERM)
+        elif (stat := linux.read_stat(self.root_pid)) and stat[2] == self.launcher.pid:
+            os.kill(self.root_pid, signal.SIGTERM)  # no pidfds (Linux < 5.3): still its child
+
     def close(self) -> int | None:
-        """Stop the root (it drains the lab), wait for it, remove our files. Idempotent."""
+        """Stop the root (it drains the lab), wait for its launcher, which exits after it (the
+        keeper reaps what a killed root left first). Idempotent: the launcher's exit status."""
         if self.closed:
-            return self.root.returncode
+            return self.launcher.returncode
         self.closed = True
         try:
-            if self.root.poll() is None:
-                self.root.send_signal(signal.SIGTERM)
-            try:
-                self.root.wait(CLOSE_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.root.kill()
-                self.root.wait()
+            self.stop_root()
+            for stop in (self.launcher.terminate, self.launcher.kill):
+                try:
+                    self.launcher.wait(CLOSE_TIMEOUT)
+                    break
+                except subprocess.TimeoutExpired:
+                    stop()  # the keeper drains on SIGTERM; SIGKILL ends a namespace
+            self.launcher.wait()
         finally:
             self.channel.close()
-        return self.root.returncode
+            if self.root_pidfd is not None:
+                os.close(self.root_pidfd)
+        return self.launcher.returncode
 
     def remove_files(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -147,14 +183,19 @@ class _Session:
 
 def _root_command(mode: str, reap: bool, events: str,
                   budget_options: Sequence[str] = ()) -> list[str]:
-    """The lab root's command line: the pause as a subreaper, or as PID 1 of a namespace.
-    `budget_options` (--cgroup DIR or --nproc N) put it under a PID budget before it forks."""
+    """The lab root's command line behind its launcher: the pause as a subreaper under the
+    keeper, or as PID 1 of a namespace. `budget_options` (--cgroup DIR or --nproc N) put the
+    root, not its launcher, under a PID budget before it forks."""
     pause = [sys.executable, "-m", "labkit.pause", "--drain", "--events", events,
              *budget_options]
     if not reap:
         pause.append("--no-reap")
     if mode == "subreaper":
-        return pause + ["--subreaper", "--owner", str(os.getpid())]
+        # The keeper (see the module's docstring) dies with us and drains; the root, its
+        # child, gets no --owner: its parent is the keeper, not us.
+        keeper = [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain",
+                  "--owner", str(os.getpid()), "--"]
+        return keeper + pause + ["--subreaper"]
     # PID 1 of a new PID namespace, in a new user namespace when we are not root (the only way
     # an unprivileged user may create one), with a /proc of its own for `ps` inside. Its
     # launcher dies with us (PR_SET_PDEATHSIG), and takes the namespace with it.
@@ -163,6 +204,35 @@ def _root_command(mode: str, reap: bool, events: str,
     if os.geteuid() != 0:
         unshare.append("--user")
     return unshare + ["--"] + pause
+
+
+def sweep_leftovers() -> list[str]:
+    """Remove what labs of an owner that has ended left behind: their folders (events, log) and
+    their PID-budget cgroups. A kernel killed with SIGKILL never runs its finalizers; its labs'
+    processes drain by themselves (PR_SET_PDEATHSIG), their files and cgroups stay until now.
+    Only names made by this labkit (with the owner's PID and start time), only our own folders,
+    never a live owner's. The paths removed."""
+    top = tempfile.gettempdir()
+    try:
+        names = os.listdir(top)
+    except OSError:
+        names = []
+    removed = []
+    for name in names:
+        path = os.path.join(top, name)
+        if linux.owner_gone(name, RUNTIME_PREFIX) and _own_folder(path):
+            shutil.rmtree(path, ignore_errors=True)
+            if not os.path.lexists(path):
+                removed.append(path)
+    return removed + budget.sweep()
+
+
+def _own_folder(path: str) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
 
 
 def _finalize(session: _Session, reader: ProcReader) -> None:
@@ -203,6 +273,7 @@ class Lab:
         self._recorders: list[Recorder] = []
         self._next_id = 0
         self.mode_reason = ""  # why "auto" chose what it chose
+        sweep_leftovers()
         # The mechanism is chosen (a cgroup made) before any process: BudgetUnavailable if none.
         self.budget = None if self.pid_limit is None else budget.plan(self.pid_limit)
         try:
@@ -222,6 +293,7 @@ class Lab:
         self.limit_mechanism = None if self.budget is None else self.budget.describe()
         self.root_pid: int = hello["root"]
         self.agent_pid: int = hello["agent"]
+        self._session.know_root(self.root_pid)
         # Namespace PID -> host PID of what the lab made: the root reports PIDs as it sees them.
         self._host_pid: dict[int, int] = {hello["ns_pid"]: self.agent_pid}
         self.started = time.monotonic()
@@ -243,7 +315,7 @@ class Lab:
         # EOF on the pipe comes as the root exits, a moment before wait(2) can report its
         # status: wait for it, or a namespace refusal would pass for a failure to start.
         try:
-            code = self._session.root.wait(1.0)
+            code = self._session.launcher.wait(1.0)
         except subprocess.TimeoutExpired:
             code = None
         log = self._session.root_log().strip()
@@ -287,7 +359,7 @@ class Lab:
                 raise AgentError(self._died("the lab's agent")) from None
 
     def _died(self, who: str) -> str:
-        code = self._session.root.poll()
+        code = self._session.launcher.poll()
         if code is None:
             return f"{who} ended unexpectedly; close the lab and start a new one"
         return (f"{who} ended: the lab root exited with status {code}; close the lab and start "
@@ -334,7 +406,7 @@ class Lab:
             reply = self._request({"op": "parent", "policy": policy})
             if not reply["ok"]:
                 if reply.get("errno") is not None:
-                    self._note(f"parent refused ({errno_name(reply['errno'])})")
+                    self._note(f"parent refused ({linux.errno_name(reply['errno'])})")
                 raise _refusal(reply, [], self, "No new parent could be started. ")
             proc = Parent(self, reply["pid"], policy)
             self._parents[proc.pid] = proc
@@ -469,7 +541,7 @@ class Parent:
                 lab._host_pid.update(zip(reply.get("ns_pids", []), reply.get("pids", []),
                                          strict=True))
                 if reply.get("errno") is not None:
-                    lab._note(f"fork refused ({errno_name(reply['errno'])}) after "
+                    lab._note(f"fork refused ({linux.errno_name(reply['errno'])}) after "
                               f"{len(reply.get('pids', []))}")
                 created = reply.get("pids", [])
                 raise _refusal(reply, created, lab, exiting=created if lifetime == 0 else ())

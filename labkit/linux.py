@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import signal
 
 # prctl(2) options (include/uapi/linux/prctl.h).
 PR_SET_PDEATHSIG = 1
@@ -301,3 +302,60 @@ def mounts() -> list[tuple[str, str, list[str]]]:
         return []
     return [(fields[1], fields[2], fields[3].split(",")) for fields in map(str.split, lines)
             if len(fields) >= 4]
+
+
+# --- pidfds: a process named for good ------------------------------------------------------
+
+def pidfd_open(pid: int) -> int | None:
+    """A descriptor that names process `pid` itself, not whoever holds its PID later
+    (pidfd_open(2), Linux >= 5.3); None if it is gone or the kernel has no pidfds (ENOSYS)."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return opener(pid)
+    except OSError:  # ESRCH: gone; ENOSYS: too old a kernel; EMFILE: no room
+        return None
+
+
+def pidfd_kill(pidfd: int, signo: int) -> bool:
+    """Send `signo` to the process of `pidfd` (pidfd_send_signal(2)); False if it has exited.
+    A pidfd never reaches a process that got the PID later, as kill(2) might."""
+    try:
+        signal.pidfd_send_signal(pidfd, signo)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+# --- owners: what a process leaves behind is named after it ----------------------------------
+
+def pid_namespace_id() -> int:
+    """The inode of our PID namespace (namespaces(7)): a PID means something only inside one."""
+    return os.stat("/proc/self/ns/pid").st_ino
+
+
+def owner_tag() -> str:
+    """'PID-START-NAMESPACE' of this process, for the names of files and cgroups it must remove
+    itself. A reused PID has another start time, and a PID of another PID namespace another
+    namespace, so neither passes for us once we are gone (see owner_gone)."""
+    pid = os.getpid()
+    return f"{pid}-{start_time(pid)}-{pid_namespace_id()}"
+
+
+def owner_gone(name: str, prefix: str) -> bool:
+    """Whether `name`, made as PREFIX + owner_tag() + '-' + anything, names an owner that has
+    ended. False when that cannot be known: not such a name (older labkit, or someone else's),
+    or an owner in another PID namespace."""
+    if not name.startswith(prefix):
+        return False
+    parts = name[len(prefix):].split("-", 3)
+    if len(parts) != 4 or not all(part.isdigit() for part in parts[:3]):
+        return False
+    pid, start, namespace = (int(part) for part in parts[:3])
+    try:
+        if namespace != pid_namespace_id():
+            return False
+    except OSError:
+        return False
+    return start_time(pid) != start  # a zombie owner still has its start time: not gone yet

@@ -52,12 +52,13 @@ def test_the_lab_starts_as_root_and_agent(lab):
     root, agent = snap.procs
     assert root.pid == lab.root_pid and root.name == "pause"
     assert agent.ppid == lab.root_pid and agent.name == "lab-agent"
-    if lab.mode == "subreaper":
-        assert psutil.Process(lab.root_pid).ppid() == os.getpid()
+    launcher = psutil.Process(lab.root_pid).parent()
+    assert launcher.ppid() == os.getpid()  # our child, which reaps what a killed root leaves
+    if lab.mode == "subreaper":  # the keeper: a pause, a subreaper above the root
+        assert launcher.name() == "pause"
         assert (root.ns_pid, agent.ns_pid) == (root.pid, agent.pid)
     else:  # PID 1 inside; its launcher (labkit.unshare, like unshare -f) is our child
         assert (root.ns_pid, agent.ns_pid) == (1, 2)
-        assert psutil.Process(lab.root_pid).parent().ppid() == os.getpid()
 
 
 def test_a_parent_that_never_waits_keeps_every_child_as_a_zombie(lab):
