@@ -32,8 +32,8 @@ def open_pod(lesson: Lesson, hostname: str = "pod-a") -> Pod | None:
     try:
         return Pod(hostname=hostname)
     except NamespaceUnavailable as exc:
-        lesson.refused(str(exc))
         print(exc)
+        lesson.refused(str(exc), told=True)
         return None
 
 
@@ -204,8 +204,8 @@ def orphan_adoption(pod: Pod) -> dict:
             "still_listed": bool(left),
             "lines": table.rstrip("\n").splitlines() +
             [f"the orphan, PID {orphan} in the pod, has PPID {row[1]}",
-             f"a member ran `kill {orphan}`; the pause reaped it: status {event.status} "
-             f"(-15: killed by SIGTERM)"]}
+             f"a member ran `kill {orphan}`; the pause reaped it: status {event.status}, "
+             f"that is, killed by signal {-event.status}"]}
 
 
 STUBBORN = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
@@ -247,7 +247,7 @@ def record() -> dict[str, dict]:
     pod = Pod(hostname="pod-a")
     try:
         for step in (namespace_links, hostnames, message_queue, loopback, process_table,
-                     own_mounts, orphan_adoption, kubelet_stop):
+                     orphan_adoption, own_mounts, kubelet_stop):  # the notebook's order
             steps[step.__name__] = step(pod)
     finally:
         pod.close()

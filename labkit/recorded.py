@@ -82,11 +82,12 @@ class Lesson:
         self.refusal = "a step before this one could not run here"  # replaced by the real reason
         self._told = False
 
-    def refused(self, reason: str) -> None:
-        """Note why the machine refused what the next experiments need (e.g. a Pod)."""
+    def refused(self, reason: str, told: bool = False) -> None:
+        """Note why the machine refused what the next experiments need (e.g. a Pod); `told`:
+        the learner has just read it, so the next recording says "(see above)"."""
         if reason != self.refusal:  # a new reason is told in full, once
             self.refusal = reason
-            self._told = False
+            self._told = told
 
     def show(self, step: str, experiment: Callable[..., dict], *args) -> dict:
         """Run `experiment(*args)` and print its lines; where it needs what the machine refused

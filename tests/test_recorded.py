@@ -112,10 +112,11 @@ def test_a_lesson_runs_the_experiment_live_where_it_can():
 
 def test_a_lesson_shows_the_recording_for_a_pod_that_could_not_be_made():
     lesson = recorded.Lesson("06-namespaces-and-pods")
-    lesson.refused("a pod is not possible here: EPERM")
+    lesson.refused("a pod is not possible here: EPERM", told=True)  # the cell printed it
     with redirect_stdout(io.StringIO()) as out:
         shown = lesson.show("hostnames", podtour.hostnames, None)
     assert shown["inside"] == "pod-a" and "RECORDED" in out.getvalue()
+    assert "Not possible on this machine: (see above)" in out.getvalue()
 
 
 def test_a_missing_recording_is_named_with_how_to_make_one():
