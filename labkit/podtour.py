@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 
 from labkit import linux
-from labkit.container import wait_until
+from labkit.container import STOP_TIMEOUT, wait_until
 from labkit.errors import LabError, NamespaceUnavailable
+from labkit.lab import read_events
 from labkit.pod import Pod
 from labkit.recorded import Lesson, NotHere
 
@@ -206,6 +208,52 @@ def orphan_adoption(pod: Pod) -> dict:
             [f"the orphan, PID {orphan} in the pod, has PPID {row[1]}",
              f"a member ran `kill {orphan}`; the pause reaped it: status {event.status}, "
              f"that is, killed by signal {-event.status}"]}
+
+
+def _read_pid(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.endswith("\n") else None  # echo writes "PID\n" at once
+
+
+def subreaper_pod() -> dict:
+    """The nearest thing to a pod where namespaces are denied: a pause that is a child
+    subreaper (prctl(2) PR_SET_CHILD_SUBREAPER), its members as its children. One member starts
+    a background sleep and exits; the orphan goes to the pause, which reaps it once killed.
+
+        pause --subreaper   └─ sh -c "member 1 (exits); exec sleep 300 (member 2)"
+    """
+    with tempfile.TemporaryDirectory(prefix="labkit-subreaper-pod-") as tmp:
+        events, said = os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "orphan")
+        members = f'sh -c "sleep 300 >/dev/null 2>&1 & echo \\$! > {said}"; exec sleep 300'
+        pause = subprocess.Popen([sys.executable, "-m", "labkit.pause", "--subreaper", "--drain",
+                                  "--events", events, "--", "sh", "-c", members],
+                                 stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            orphan = wait_until(lambda: _read_pid(said), "member 1 naming its background sleep")
+            kids = wait_until(lambda: (k := linux.children(pause.pid)) and len(k) == 2 and
+                              all(linux.read_stat(c)[0] == "sleep" for c in k) and k,
+                              "the pause holding member 2 and the orphan")
+            shared = all(os.readlink(f"/proc/{pause.pid}/ns/{kind}") ==
+                         os.readlink(f"/proc/self/ns/{kind}") for kind in KINDS)
+            os.kill(orphan, signal.SIGTERM)
+            [event] = wait_until(lambda: [e for e in read_events(events, 0)[1]
+                                          if e["pid"] == orphan], "the pause reaping the orphan")
+        finally:
+            pause.terminate()
+            pause.wait(STOP_TIMEOUT)
+    [member] = [k for k in kids if k != orphan]
+    return {"orphan_adopted_by_pause": orphan in kids, "reaped_status": event["status"],
+            "namespaces_shared_with_notebook": shared,
+            "lines": [f"pause {pause.pid}: a child subreaper, in this notebook's namespaces",
+                      f" ├─ {member} sleep   member 2, the pod's application: PPID {pause.pid}",
+                      f" └─ {orphan} sleep   the orphan of member 1 (exited): PPID {pause.pid}",
+                      f"killed the orphan: the pause reaped it, status {event['status']}",
+                      "namespaces shared with this notebook (nothing isolated): "
+                      f"{'all' if shared else 'not all'}"]}
 
 
 STUBBORN = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"

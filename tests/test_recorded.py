@@ -168,6 +168,14 @@ def test_the_c_pause_catches_its_three_signals_and_the_python_pause_waits_for_th
     assert container.stop_all() >= 3
 
 
+def test_a_subreaper_pause_adopts_and_reaps_a_members_orphan_without_any_namespace():
+    near = podtour.subreaper_pod()
+    assert near["orphan_adopted_by_pause"] is True
+    assert near["reaped_status"] == -signal.SIGTERM
+    assert near["namespaces_shared_with_notebook"] is True
+    assert "a child subreaper" in near["lines"][0]
+
+
 def test_docker_stop_of_ordinary_processes_shows_what_pid_1_changes():
     table = container.docker_stop_table(as_pid1=False, grace=1.0)
     rows = table["rows"]
