@@ -1,7 +1,7 @@
 """nsenter(1) in Python: run a command inside the namespaces of a running process.
 
     python -m labkit.nsenter --target PID [--user] [--uts] [--ipc] [--net] [--pid] [--mount]
-                             [--status-fd N] -- COMMAND [ARG...]
+                             [--own-mount] [--status-fd N] -- COMMAND [ARG...]
 
 How `docker run --net=container:pause --ipc=container:pause --pid=container:pause` puts a
 container into a pod (the seed's recipe; setns(2), namespaces(7)):
@@ -11,6 +11,10 @@ container into a pod (the seed's recipe; setns(2), namespaces(7)):
      user namespace that owns them, which an unprivileged caller gains only by joining it
      (user_namespaces(7)). The mount namespace last: joining it moves our root and working
      directory to the namespace's root (setns(2)), so we then go back to our working directory.
+     --own-mount then leaves it for a copy of our own (unshare(2) CLONE_NEWNS) whose mounts
+     propagate nowhere (MS_PRIVATE, mount_namespaces(7)): a container of a real pod has a mount
+     namespace of its own, with its own image; only the pod's volumes are shared. The copy
+     keeps the pod's /proc, so `ps` in it still lists the pod's processes.
   3. fork. setns to a PID namespace moves only our future children (pid_namespaces(7)): the
      child is the pod's member (`ps` inside shows it) and execs COMMAND. We stay outside, pass
      SIGTERM/SIGINT/SIGHUP on to it, and exit with its status.
@@ -27,7 +31,8 @@ pipe), or gets one line "CODE MESSAGE" when a step failed.
 
 Exit status: COMMAND's (128+N when signal N killed it, as a shell says), or one of ours, each
 naming the refused step: 64 usage, 90 the target's namespaces cannot be opened, 91 setns refused,
-92 fork refused (ENOMEM: the pod's PID 1 has exited, pid_namespaces(7)), 126 COMMAND cannot run,
+92 fork refused (ENOMEM: the pod's PID 1 has exited, pid_namespaces(7)), 93 a mount namespace of
+its own refused, 126 COMMAND cannot run,
 127 COMMAND not found.
 
 Standard library only, and a fresh single-threaded program: setns(2) refuses to move a
@@ -44,7 +49,8 @@ from labkit import linux
 from labkit.pause import on_path
 
 USAGE = ("usage: python -m labkit.nsenter --target PID [--user] [--uts] [--ipc] [--net] [--pid]"
-         "\n                                [--mount] [--status-fd N] -- COMMAND [ARG...]\n")
+         "\n                                [--mount] [--own-mount] [--status-fd N]"
+         " -- COMMAND [ARG...]\n")
 
 # The order of joining: user first, mount last (see the module's docstring). The names are the
 # files in /proc/PID/ns (namespaces(7)).
@@ -61,6 +67,7 @@ EXIT_USAGE = 64
 EXIT_TARGET = 90
 EXIT_SETNS = 91
 EXIT_FORK = 92
+EXIT_OWN_MOUNT = 93
 EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
@@ -80,12 +87,15 @@ def parse(argv: list[str]) -> dict:
     if "--" not in argv or argv.index("--") == len(argv) - 1:
         raise ValueError("a command to run is required after '--'")
     cut = argv.index("--")
-    opts: dict = {"target": None, "join": [], "status_fd": None, "command": argv[cut + 1:]}
+    opts: dict = {"target": None, "join": [], "status_fd": None, "own_mount": False,
+                  "command": argv[cut + 1:]}
     flags = {flag for flag, _, _ in NAMESPACES}
     args = iter(argv[:cut])
     for arg in args:
         if arg in flags:
             opts["join"].append(arg)
+        elif arg == "--own-mount":
+            opts["own_mount"] = True
         elif arg in ("--target", "--status-fd"):
             value = next(args, None)
             if value is None or not value.isdigit():
@@ -145,6 +155,22 @@ def join(target: int, opened: list[tuple[str, int, int]]) -> None:
             os.chdir(cwd)  # the pod's mount namespace began as a copy of ours: the path exists
         except OSError:
             os.chdir("/")
+
+
+def own_mount_namespace() -> None:
+    """Step 2b: a mount namespace of our own, a copy of the one we are in, sharing nothing.
+
+    unshare(2) needs CAP_SYS_ADMIN in our user namespace: joining the pod's gave us that
+    (setns(2)). Propagation is made private at once, as unshare(1) does by default, so that
+    what this member mounts reaches no other namespace and nothing reaches it
+    (mount_namespaces(7), "Shared subtrees").
+    """
+    try:
+        linux.unshare(linux.CLONE_NEWNS)
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    except OSError as exc:
+        raise Failure(EXIT_OWN_MOUNT, "a mount namespace of its own (unshare CLONE_NEWNS)",
+                      exc) from exc
 
 
 def report(status_fd: int | None, code: int, message: str) -> None:
@@ -232,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     try:
         join(opts["target"], open_namespaces(opts["target"], opts["join"]))
+        if opts["own_mount"]:
+            own_mount_namespace()
         return run(opts["command"], status_fd)
     except Failure as exc:
         report(status_fd, exc.code, str(exc))

@@ -4,14 +4,20 @@
      ├─ launcher: python -m labkit.unshare --pid --uts --ipc --net --mount-proc ...   (outside)
      │   └─ pause, PID 1 of the pod: python -m labkit.pause                          (inside)
      │       └─ orphans of members (adopted, reaped)
-     └─ python -m labkit.nsenter --target <pause> ...      (one per member, outside)
+     └─ python -m labkit.nsenter --target <pause> ... --own-mount   (one per member, outside)
          └─ member: COMMAND                                                          (inside)
 
 `unshare --pid --uts --ipc --mount -f` makes the pause; `docker run --net=container:pause
 --ipc=container:pause --pid=container:pause` is each member (labkit.nsenter). The members share
 the pause's hostname, System V IPC objects, loopback network and PID numbering, and are kept
-apart from the host's. Closing the pod stops the pause; when PID 1 of a PID namespace exits the
-kernel kills every other process in it (pid_namespaces(7)), so nothing of the pod is left.
+apart from the host's. Each member has a mount namespace of its own, as each container of a real
+pod has (its own image; only volumes are shared): a copy of the pause's, so it keeps the pod's
+/proc. Sharing the PID namespace is what Kubernetes does only with `shareProcessNamespace: true`
+(off by default: then each container has its own PID namespace and its own PID 1).
+
+Closing the pod stops it as the kubelet does: each member first (SIGTERM, a grace period, then
+SIGKILL), then the pause. `stop_pause_only()` shows the kernel's rule instead: when PID 1 of a PID
+namespace exits, the kernel SIGKILLs every other process in it (pid_namespaces(7)).
 """
 
 from __future__ import annotations
@@ -36,7 +42,8 @@ from labkit.lab import PACKAGE_DIR, ReapEvent, read_events
 
 START_TIMEOUT = 10.0   # seconds for the pause, or a member, to come up (a slow Binder start)
 CLOSE_TIMEOUT = 10.0
-STOP_GRACE = 2.0       # seconds a member has to end after SIGTERM before it is killed
+STOP_GRACE = 2.0       # seconds a member has to end after SIGTERM before it is killed; the
+                       # kubelet's default, terminationGracePeriodSeconds, is 30
 MAX_TIMEOUT = 3600.0
 HOSTNAME = re.compile(r"[A-Za-z0-9.-]{1,64}")  # 64: HOST_NAME_MAX, the UTS field (uname(2))
 # labkit.unshare's exit codes for a step the kernel refused: a namespace, its ID maps, the
@@ -133,31 +140,39 @@ def _close_streams(proc: subprocess.Popen) -> None:
             stream.close()
 
 
-def _stop_member(proc: subprocess.Popen) -> None:
-    """End one member and its nsenter: SIGTERM (nsenter passes it on), then SIGKILL the member.
+def _stop_member(proc: subprocess.Popen, grace: float = STOP_GRACE) -> None:
+    """End one member and its nsenter: SIGTERM (nsenter passes it on), then SIGKILL the member."""
+    _stop_members([proc], grace)
 
-    The member is killed, never nsenter first: a member whose nsenter died would be adopted
+
+def _stop_members(procs: list[subprocess.Popen], grace: float) -> None:
+    """What the kubelet does to a pod's containers, all at once: SIGTERM (a container's
+    STOPSIGNAL), up to `grace` seconds to end, then SIGKILL.
+
+    A member is killed, never its nsenter first: a member whose nsenter died would be adopted
     outside the pod (see labkit.nsenter), by whoever reaps orphans here.
     """
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(STOP_GRACE)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    # nsenter is alive and has not reaped its child: that PID still names the member.
-    for child in linux.children(proc.pid):
+    running = [proc for proc in procs if proc.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in running:
         try:
-            os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+            continue
+        except subprocess.TimeoutExpired:
             pass
-    try:
-        proc.wait(STOP_GRACE)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        # nsenter is alive and has not reaped its child: that PID still names the member.
+        for child in linux.children(proc.pid):
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            proc.wait(CLOSE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class _Session:
@@ -257,15 +272,16 @@ def _finalize(session: _Session) -> None:
 class Pod:
     """A Kubernetes-style pod: a pause as PID 1 holding new UTS, IPC, network and PID namespaces
     (and a mount namespace for its /proc; a user namespace when we are not root), which members
-    join with setns(2).
+    join with setns(2). Each member then gets a mount namespace of its own.
 
         with Pod(hostname="pod-a") as pod:
             pod.run(["hostname"]).stdout      # 'pod-a\\n'
             server = pod.start(["python3", "-m", "http.server", "8000", "--bind", "127.0.0.1"])
             print(pod.ps())                   # the pause is PID 1; the members are there too
 
-    Closing (leaving `with`, close(), interpreter exit, or this process dying) stops the pause,
-    and with it everything in the pod.
+    close() (or leaving `with`) stops each member, then the pause, as the kubelet does. At
+    interpreter exit, or when this process dies, only the pause is stopped, and the kernel ends
+    everything else in the pod.
     """
 
     def __init__(self, hostname: str = "pod-a") -> None:
@@ -287,7 +303,7 @@ class Pod:
 
     def _nsenter(self, argv: list[str]) -> list[str]:
         joins = ["--user"] if self.user_namespace else []
-        joins += ["--uts", "--ipc", "--net", "--pid", "--mount"]
+        joins += ["--uts", "--ipc", "--net", "--pid", "--mount", "--own-mount"]
         return [sys.executable, "-m", "labkit.nsenter", "--target", str(self.pid), *joins]
 
     def start(self, argv: Sequence[str], **popen_kwargs) -> subprocess.Popen:
@@ -418,8 +434,20 @@ class Pod:
     def closed(self) -> bool:
         return self._session.closed
 
-    def close(self) -> None:
-        """Stop the pause, and so every process of the pod. Idempotent."""
+    def close(self, grace: float = STOP_GRACE) -> None:
+        """Stop the pod as the kubelet does: every member gets SIGTERM and `grace` seconds to
+        end before SIGKILL, and only then is the pause (the sandbox) stopped. Idempotent."""
+        grace = checks.seconds(grace, "grace", high=MAX_TIMEOUT)
+        with self._lock:
+            if self._session.closed:
+                return
+            _stop_members(self._session.members, grace)
+            self.stop_pause_only()
+
+    def stop_pause_only(self) -> None:
+        """Stop only the pause, the pod's PID 1, leaving its members running: the kernel then
+        SIGKILLs every other process of its PID namespace (pid_namespaces(7)). Not how a pod is
+        stopped (see close()): the namespace's rule, shown on its own. Idempotent."""
         with self._lock:
             if self._session.closed:
                 return

@@ -124,6 +124,35 @@ def test_ps_inside_shows_the_pause_as_pid_1_and_every_member(pod):
     assert namespace_pid(pod.pid) == 1
 
 
+def test_each_member_has_a_mount_namespace_of_its_own_as_each_container_of_a_pod(pod):
+    """A real pod's containers share net, IPC and UTS (and PID when asked), never the mount
+    namespace: each container has its own, with its own image (only volumes are shared).
+    Both members live at once: a freed namespace's inode number may be given to the next."""
+    first, second = (os.readlink(f"/proc/{member}/ns/mnt") for proc in
+                     (pod.start(["sleep", "30"]), pod.start(["sleep", "30"]))
+                     for member in linux.children(proc.pid))
+    pause = os.readlink(f"/proc/{pod.pid}/ns/mnt")
+    ours = os.readlink("/proc/self/ns/mnt")
+    assert len({first, second, pause, ours}) == 4, (first, second, pause, ours)
+
+
+@pytest.mark.skipif(shutil.which("mount") is None, reason="needs mount(8) from util-linux")
+def test_a_mount_made_by_one_member_is_seen_by_no_other_member_nor_the_host(pod, tmp_path):
+    """Private propagation (mount_namespaces(7)): a member's tmpfs stays in its namespace."""
+    target = str(tmp_path)
+    made = pod.run(["sh", "-c", f"mount -t tmpfs lab {target} && touch {target}/mine && "
+                    f"ls {target}"])
+    assert (made.returncode, made.stdout) == (0, "mine\n"), made.stderr
+    assert pod.run(["ls", "-A", target]).stdout == ""  # another member: the directory is empty
+    assert os.listdir(target) == []
+    assert target not in [point for point, _, _ in linux.mounts()]
+
+
+def test_members_still_see_the_pods_process_table_from_their_own_mount_namespace(pod):
+    """Their /proc is a copy of the pause's mount: the pod's PID namespace, not the host's."""
+    assert pod.run(["cat", "/proc/1/comm"]).stdout == "pause\n"
+
+
 # --- the pause is the pod's init ---------------------------------------------------------------
 
 ORPHAN_MAKER = """
@@ -174,7 +203,10 @@ def test_a_member_whose_nsenter_dies_is_adopted_outside_the_pod(pod):
 
 # --- lifetime -----------------------------------------------------------------------------------
 
-def test_closing_the_pod_kills_every_member_and_leaves_nothing():
+def test_closing_the_pod_stops_each_member_then_the_pause_as_a_kubelet_does():
+    """Container by container (SIGTERM, the grace period, then SIGKILL), and only then the
+    sandbox: a member that handles SIGTERM's default dies of it (143); one that ignores it is
+    killed after the grace (137)."""
     pod = labkit.Pod(hostname="pod-a")
     stubborn = pod.start([PY, "-c", "import signal, time\n"
                           "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
@@ -185,9 +217,8 @@ def test_closing_the_pod_kills_every_member_and_leaves_nothing():
     pids = [pod.pid, pod.launcher_pid, stubborn.pid, sleeper.pid]
     pids += linux.children(stubborn.pid) + linux.children(sleeper.pid)
     assert len(pids) == 6
-    pod.close()
-    # The pause (PID 1) exited; the kernel SIGKILLed the rest, even a member ignoring SIGTERM.
-    assert (stubborn.returncode, sleeper.returncode) == (128 + 9, 128 + 9)
+    pod.close(grace=0.5)
+    assert (sleeper.returncode, stubborn.returncode) == (128 + 15, 128 + 9)
     stubborn.stdout.close()
     assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
     assert children_of_us() == []
@@ -197,6 +228,24 @@ def test_closing_the_pod_kills_every_member_and_leaves_nothing():
         pod.run(["true"])
     with pytest.raises(labkit.LabClosedError):
         pod.start(["true"])
+
+
+def test_stopping_only_the_pause_makes_the_kernel_kill_every_member():
+    """The namespace rule, not the kubelet's procedure: PID 1 of a PID namespace exits, and the
+    kernel SIGKILLs every other process in it (pid_namespaces(7)), even one ignoring SIGTERM."""
+    pod = labkit.Pod(hostname="pod-a")
+    sleeper = pod.start(["sleep", "60"])
+    pod.stop_pause_only()
+    assert sleeper.returncode == 128 + 9
+    assert pod.closed and children_of_us() == []
+
+
+def test_a_bad_grace_is_refused_before_anything_stops(pod):
+    with pytest.raises(TypeError):
+        pod.close(grace="1")
+    with pytest.raises(ValueError):
+        pod.close(grace=-1)
+    assert not pod.closed
 
 
 def test_a_member_that_outlives_its_timeout_is_stopped(pod):
