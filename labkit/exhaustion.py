@@ -59,33 +59,28 @@ class Filled(NamedTuple):
 def fill_with_zombies(lab: Lab, parent: Parent, ask: int = 100) -> Filled:
     """`parent` forks children that exit at once and are never reaped, until it is refused.
 
-    Under a kernel budget it asks for `ask` at once (more than fit): the kernel refuses the
-    fork that would pass the limit. labkit's own cap refuses a request as a whole, so there it
-    asks for exactly what fits, then for one more. Re-run, it finds the budget already full.
+    Under a kernel budget it asks for `ask` at a time (more than fit): the kernel refuses the
+    fork that would pass the limit. A user-wide RLIMIT_NPROC grows when the user's other tasks
+    end, so it asks again until refused (labkit's max_procs bounds that). labkit's own cap
+    refuses a request as a whole, so there it asks for exactly what fits, then for one more.
+    Run again, it finds the budget already full.
     """
     def zombies_of_parent(snap: Snapshot) -> int:
         return sum(1 for z in snap.zombies if z.ppid == parent.pid)
 
-    before = zombies_of_parent(lab.snapshot())
-    created: list[int] = []
+    made = zombies_of_parent(lab.snapshot())
     try:
-        if lab.budget is not None:
-            parent.fork(ask)
-        else:
+        while True:
             room = lab.max_procs - len(lab.snapshot())
-            created = parent.fork(room) if room > 0 else []
-            parent.fork(1)
+            asked = ask if lab.budget is not None else max(room, 1)
+            made += len(parent.fork(asked))
+            if lab.budget is None:
+                parent.fork(1)
     except ForkRefused as refusal:
-        return _settled(lab, refusal, before + len(refusal.created), zombies_of_parent)
+        made += len(refusal.created)
+        return Filled(refusal, made, lab.wait_for(lambda s: zombies_of_parent(s) == made))
     except CapacityError as refusal:
-        return _settled(lab, refusal, before + len(created), zombies_of_parent)
-    raise LabError(f"the parent forked {ask} children and was never refused: this lab's budget "
-                   f"({describe(lab).mechanism}) has room for more; ask for more")
-
-
-def _settled(lab: Lab, refusal: ForkRefused | CapacityError, made: int, count) -> Filled:
-    """Wait until the `made` children have all exited (zombies), then report."""
-    return Filled(refusal, made, lab.wait_for(lambda s: count(s) == made))
+        return Filled(refusal, made, lab.wait_for(lambda s: zombies_of_parent(s) == made))
 
 
 class Attempt(NamedTuple):
