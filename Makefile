@@ -106,6 +106,12 @@ bench: $(STAMP)
 	  echo "make: no bench/run.py yet"; \
 	fi
 
+# The executed edition: every notebook run headless here (its kernel under the lab's init, as in
+# tests/test_notebooks.py) and rendered to static HTML in site/ (site/index.html links them).
+.PHONY: site
+site: $(STAMP)
+	$(UNDER_PAUSE) $(VPY) tools/make_site.py --notebooks notebooks --out site
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
 	find . -path ./.git -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) \

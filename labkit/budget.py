@@ -30,6 +30,7 @@ import resource
 import secrets
 import time
 import warnings
+from typing import NamedTuple
 
 from labkit import checks, limits, linux
 from labkit.errors import BudgetUnavailable, CapacityError
@@ -275,6 +276,59 @@ class Budget:
                 f"{live} live processes the rest. Reap them (parent.reap()) or let the parent "
                 "exit (parent.exit(): the lab root then reaps them), and fork again")
 
+    # --- what the kernel shows (labkit.exhaustion.describe, notebook 07) -------------------
+
+    @property
+    def own(self) -> bool:
+        """Whether the kernel's count is the lab's alone: a cgroup's, or RLIMIT_NPROC's in the
+        lab's own user namespace. A user-wide RLIMIT_NPROC counts every task of the uid."""
+        return self.kind == "cgroup" or self.per_namespace
+
+    def kernel_limit(self) -> int | None:
+        """The limit as the kernel holds it: the lab cgroup's pids.max, or the RLIMIT_NPROC
+        given to the lab root (the lab's share plus the tasks it counts that are not the lab's)."""
+        if self.kind == "cgroup":
+            value = self.cgroup and _read(os.path.join(self.cgroup, "pids.max"))
+            return int(value) if value and value.isdigit() else None
+        return self.nproc
+
+    def in_use(self, lab_procs: int) -> int | None:
+        """What the kernel counts against the limit now: pids.current (zombies included until
+        reaped); for RLIMIT_NPROC the tasks of the uid, threads included (getrlimit(2)), which in
+        the lab's own user namespace are the lab's and its launcher's."""
+        if self.kind == "cgroup":
+            return self.current()
+        if self.per_namespace:
+            return lab_procs + self.baseline
+        return tasks_of(os.getuid())
+
+    def kernel_files(self, root_pid: int) -> list[str]:
+        """The kernel's own words on this budget, one line per file: the lab cgroup's
+        pids.current, pids.max and pids.events ("max N": forks refused at pids.max; kernel docs,
+        cgroup-v1/pids.rst and cgroup-v2.rst), or the lab root's "Max processes" line of
+        /proc/PID/limits (proc(5))."""
+        if self.kind == "cgroup":
+            if self.cgroup is None:
+                return ["(the lab's cgroup is gone: the lab is closed)"]
+            lines = []
+            for name in ("pids.current", "pids.max", "pids.events"):
+                value = _read(os.path.join(self.cgroup, name))
+                if value is not None:
+                    lines.append(f"{self.cgroup}/{name}: {' '.join(value.split())}")
+            return lines
+        limits = (_read(f"/proc/{root_pid}/limits") or "").splitlines()
+        shown = [line for line in limits if line.startswith(("Limit", "Max processes"))]
+        return [f"/proc/{root_pid}/limits: {' '.join(line.split())}" for line in shown] or [
+            f"(/proc/{root_pid}/limits is gone: the lab root has exited)"]
+
+    def usage(self, lab_procs: int, root_pid: int) -> Usage:
+        """The budget in numbers and in the kernel's words; `lab_procs`: the lab's processes
+        now (zombies included), `root_pid`: its root's host PID."""
+        limit = self.kernel_limit()
+        return Usage(self.mechanism, True, self.limit if limit is None else limit,
+                     self.in_use(lab_procs), self.limit, self.own,
+                     tuple(self.kernel_files(root_pid)))
+
 
 def sweep() -> list[str]:
     """Remove the lab cgroups whose owner has ended (a killed kernel never calls release());
@@ -323,3 +377,31 @@ def plan(limit: int) -> Budget:
         "controller where it may make a child: a writable /sys/fs/cgroup, or a delegated "
         f"cgroup named by the environment variable {CGROUP_ENV}. Lab() without pid_limit still "
         "works, capped by max_procs before each fork")
+
+
+class Usage(NamedTuple):
+    """A PID budget in numbers and in the kernel's words (Budget.usage)."""
+
+    mechanism: str          # "cgroup pids.max (v1)", "RLIMIT_NPROC", or labkit's own cap
+    by_kernel: bool         # False only where no kernel mechanism could bind (labkit's cap)
+    limit: int              # the mechanism's limit
+    in_use: int | None      # what it counts against the limit now
+    share: int              # the lab's part of the limit (its pid_limit)
+    own: bool               # the count is the lab's alone (False: shared with the uid's tasks)
+    evidence: tuple[str, ...]  # where the kernel (or labkit) shows it
+
+    @property
+    def full(self) -> bool:
+        return self.in_use is not None and self.in_use >= self.limit
+
+    def __str__(self) -> str:
+        who = ("enforced by the kernel: a fork past it fails with EAGAIN (fork(2))"
+               if self.by_kernel else "checked by labkit before each fork, NOT by the kernel: "
+               "no fork fails with EAGAIN here, labkit refuses with CapacityError")
+        count = ("the lab's own count" if self.own else
+                 f"shared: every task of uid {os.getuid()} counts, the lab's share is "
+                 f"{self.share}")
+        used = "?" if self.in_use is None else str(self.in_use)
+        lines = [f"{self.mechanism}, {who}.",
+                 f"{used} of {self.limit} in use ({count})."]
+        return "\n".join(lines + [f"  {line}" for line in self.evidence])
