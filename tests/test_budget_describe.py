@@ -16,6 +16,8 @@ import pytest
 import labkit
 from labkit import budget, exhaustion
 
+pytestmark = pytest.mark.user  # the budget is a cgroup for root, RLIMIT_NPROC for uid 1000
+
 ROOT = os.geteuid() == 0
 LIMIT = 40
 FIT = LIMIT - budget.LAB_OWN  # children that fit beside the root, the agent and one parent
