@@ -1,3 +1,4 @@
+# ruff: noqa: E401, I001  (one import line, as the notebook's cell has it)
 import os, signal, sys
 child = 0                               # no command yet: no one to pass a signal to
 

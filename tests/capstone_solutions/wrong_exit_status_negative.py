@@ -1,3 +1,4 @@
+# ruff: noqa: E401, I001  (one import line, as the notebook's cell has it)
 # Tempting because Python hands over the command's status ready-made: os.waitstatus_to_exitcode
 # (like Popen.returncode) gives the exit code, or -N when signal N killed it. Passed straight to
 # sys.exit, -9 becomes 247 (an exit status is one byte), not the 128 + 9 that shells and tini

@@ -1,3 +1,4 @@
+# ruff: noqa: E401, I001  (one import line, as the notebook's cell has it)
 # Tempting because signals are invisible until something stops the container: the init runs
 # its command, reaps every orphan and reports the status right, so a process listing looks
 # perfect. With no handler, SIGTERM kills the init itself (its default action) and Python turns

@@ -1,3 +1,4 @@
+# ruff: noqa: E401, I001  (one import line, as the notebook's cell has it)
 # Tempting because it is how every program runs a command (subprocess.run, Popen.wait, a
 # shell's `wait $!`): the init thinks of itself as its command's parent only. It forwards the
 # signals and reports the status right, but the orphans it adopts are never waited for.
