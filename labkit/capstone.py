@@ -109,6 +109,9 @@ class Grade:
 
 # --- the learner's program -----------------------------------------------------------------
 
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
 def join(out: str | os.PathLike, *parts: str | os.PathLike) -> Path:
     """Write the files `parts`, in order, into one program `out`: its path."""
     if not parts:
@@ -120,7 +123,11 @@ def join(out: str | os.PathLike, *parts: str | os.PathLike) -> Path:
         if not os.path.isfile(part):
             raise ValueError(f"there is no file {os.fspath(part)!r} (in {os.getcwd()}): run the "
                              "cell that writes it first")
-        texts.append(Path(part).read_text().rstrip("\n") + "\n")
+        # nbgrader's solution markers are comments that a cell's %%writefile copied: the
+        # program reads better without them.
+        lines = [line for line in Path(part).read_text().split("\n")
+                 if line.strip() not in SOLUTION_MARKERS]
+        texts.append("\n".join(lines).rstrip("\n") + "\n")
     target = Path(out)
     target.write_text("\n".join(texts))
     return target

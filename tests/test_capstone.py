@@ -172,12 +172,13 @@ def test_join_writes_the_parts_in_order_into_one_program(tmp_path):
     parts = []
     for number in range(3):
         part = tmp_path / f"part{number}.py"
-        part.write_text(f"print({number})\n")
+        part.write_text(f"### BEGIN SOLUTION\nprint({number})\n    ### END SOLUTION\n")
         parts.append(part)
     program = capstone.join(tmp_path / "all.py", *parts)
     done = subprocess.run([sys.executable, str(program)], capture_output=True, text=True,
                           check=True)
     assert done.stdout.split() == ["0", "1", "2"]
+    assert "SOLUTION" not in program.read_text()  # nbgrader's markers are not the program's
     with pytest.raises(ValueError, match="run the cell that writes it first"):
         capstone.join(tmp_path / "all.py", tmp_path / "missing.py")
     with pytest.raises(ValueError, match="at least one part"):
@@ -191,22 +192,19 @@ def test_the_program_refuses_bad_arguments_with_usage():
     assert done.returncode == 64 and "usage: python -m labkit.capstone" in done.stderr
 
 
-def solution_cells() -> list[str]:
-    """The notebook's init cells, joined as capstone.join joins their files."""
+def test_the_notebooks_solution_is_the_model_init(tmp_path):
+    """The three cells that write my_init_*.py, joined as the notebook joins them, are the model
+    init of tests/capstone_solutions (which the tests above grade)."""
     with open(NOTEBOOK) as f:
         cells = json.load(f)["cells"]
     parts = []
     for cell in cells:
         source = "".join(cell["source"])
         if cell["cell_type"] == "code" and source.startswith("%%writefile my_init_"):
-            kept = [line for line in source.split("\n")[1:]
-                    if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
-            parts.append("\n".join(kept).rstrip("\n") + "\n")
-    return parts
-
-
-def test_the_notebooks_solution_is_the_model_init():
-    parts = solution_cells()
+            part = tmp_path / f"part{len(parts)}.py"
+            part.write_text(source.split("\n", 1)[1] + "\n")  # what %%writefile writes
+            parts.append(part)
     assert len(parts) == 3
+    joined = capstone.join(tmp_path / "my_init.py", *parts).read_text()
     model = (SOLUTIONS / "model.py").read_text().split("\n", 1)[1]  # less ruff's line
-    assert "\n".join(parts) == model
+    assert joined == model
