@@ -141,7 +141,7 @@ def init_source(init: str | os.PathLike) -> tuple[str, str]:
             raise TypeError(f"the init's path must be text, not {path!r}")
         if not os.path.isfile(path):
             raise ValueError(f"there is no file {path!r} (in {os.getcwd()}): write your init "
-                             "there first, or pass its source text")
+                             "there first, or pass its source text (several lines)")
         return Path(path).read_text(), path
     if not isinstance(init, str):
         raise TypeError(f"give the init as the path of a Python file or as its source text, not "
@@ -494,6 +494,10 @@ def signal_outcome(name: str, run: Run, signo: signal.Signals, status: int | Non
                 f" it, and your init {describe(status)}")
     if forwarded and status is not None and status != -signo:
         return Check(name, True, measured)
+    if forwarded and status == -signo:
+        return Check(name, False, measured, f"your init passed {sig} on, but was then killed by "
+                     "it itself: an init outlives the signals it forwards, and exits once its "
+                     "command has ended, with the command's status")
     if forwarded:  # the command got it and died of it; the init lives on
         return Check(name, False, measured, "your init passed the signal on, and its command "
                      "died of it; an init lives only as long as its command: when the command "

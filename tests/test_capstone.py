@@ -68,12 +68,22 @@ sys.exit(0)
 """
 
 IGNORES_SIGTERM = "import os, signal, sys\n" + """
-signal.signal(signal.SIGTERM, signal.SIG_IGN)   # taken at spawn: the command gets the default
+signal.signal(signal.SIGTERM, signal.SIG_IGN)   # (the check's command sets its own handler)
 """ + RUN_COMMAND + """
 while True:
     pid, status = os.wait()
     if pid == child:
         sys.exit(os.waitstatus_to_exitcode(status) % 256)
+"""
+
+FORWARDS_THEN_DIES = "import os, signal, sys\n" + RUN_COMMAND + """
+def forward(signo, frame):               # passes it on, then takes the default action itself
+    os.kill(child, signo)
+    signal.signal(signo, signal.SIG_DFL)
+    os.kill(os.getpid(), signo)
+
+signal.signal(signal.SIGTERM, forward)
+os.waitpid(child, 0)
 """
 
 EXITS_AT_FIRST_REAP = "import os, signal, sys\n" + RUN_COMMAND + """
@@ -129,6 +139,13 @@ def test_an_init_that_ignores_sigterm_is_told_its_command_never_learned_of_it():
     assert not check.passed
     assert "never got it" in check.measured and "still running" in check.measured
     assert "kept running" in check.hint
+
+
+def test_an_init_killed_by_the_signal_it_forwarded_is_told_to_outlive_it():
+    check = capstone.grade(FORWARDS_THEN_DIES, checks=["sigterm"])["sigterm"]
+    assert not check.passed
+    assert "received it" in check.measured and "killed by SIGTERM" in check.measured
+    assert "outlives the signals it forwards" in check.hint
 
 
 def test_an_init_that_exits_when_an_orphan_exits_is_told_to_wait_for_its_command():
