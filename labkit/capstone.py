@@ -14,19 +14,21 @@ The rules an init must keep, one check each (CHECKS):
                     killed by it (dumb-init tests/proxies_signals_test.py, tini test/signals)
 
 Each check runs a fresh copy of the init (this process never forks: a notebook's kernel is
-threaded), three layers deep:
+threaded), four layers deep:
 
-  python -m labkit.pause --subreaper --drain --owner KERNEL --events FILE --
-   └─ python -m labkit.capstone subreaper -- python -S INIT COMMAND...
-       (prctl(2) PR_SET_CHILD_SUBREAPER, which survives execve, then exec of the init: orphans
-        below it come to it, as they would to PID 1 of a namespace, on any machine)
-       └─ COMMAND (sh, or a workload of this module), whose children become the init's orphans
+  python -m labkit.pause --subreaper --drain --owner KERNEL --
+   └─ python -m labkit.capstone witness WORKDIR -- python -S INIT COMMAND...
+       └─ the init: forked by the witness, made a child subreaper (prctl(2)
+          PR_SET_CHILD_SUBREAPER, which survives execve), then exec'd: orphans below it come
+          to it, as they would to PID 1 of a namespace, on any machine
+           └─ COMMAND (sh, or a workload of this module), whose children become its orphans
 
-The lab's pause reaps whatever the init leaves and, when the init exits, kills and reaps every
-process still there; the events file gives the init's own wait status (exit code, or -signal).
-A hint names the rule that was broken and where it is written, never the code that keeps it.
+The witness reaps the init, writes down its wait status (exit code, or -signal) and lives on
+until the grader has seen what became of the command; the lab's pause adopts whatever the init
+leaves and, once the witness exits, kills and reaps every process still there. A hint names the
+rule that was broken and where it is written, never the code that keeps it.
 
-Run as a program (`python -m labkit.capstone ...`) this module is the middle layer and the
+Run as a program (`python -m labkit.capstone ...`) this module is the witness and the
 workloads: standard library and labkit.linux only.
 """
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -53,8 +56,11 @@ STORM = 500                   # orphans released at once (fewer if the machine a
 START_SECONDS = 15.0          # the init and its command start (a loaded machine, cold caches)
 REAP_SECONDS = 5.0            # exited orphans are reaped
 EXIT_SECONDS = 10.0           # the init exits once its command has
+DRAIN_SECONDS = 10.0          # labkit.pause kills and reaps what is left (its own bound)
+NOTE_SECONDS = 3.0            # a command that was sent a signal notes it
 WORKLOAD_LIFETIME = 120       # seconds: a workload left behind by a broken harness ends itself
 PAUSE_WARNING = "Warning: pause should be the first process"
+WITNESS_PIDS, WITNESS_STATUS = "pids.json", "status.json"  # written by the witness, in WORKDIR
 
 
 @dataclass
@@ -206,60 +212,64 @@ def wait_for(predicate, seconds: float, interval: float = 0.01):
 
 
 class Run:
-    """The init running one command, under the lab's pause; ended and reaped by finish()."""
+    """The init running one command, under the witness and the lab's pause; ended and reaped,
+    with everything it left, by finish()."""
 
     def __init__(self, program: str, command: list[str], workdir: Path) -> None:
         self.workdir = workdir
-        self.events = workdir / "events.jsonl"
         self.err_path = workdir / "stderr"
         argv = [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain",
-                "--owner", str(os.getpid()), "--events", str(self.events), "--",
-                sys.executable, "-m", "labkit.capstone", "subreaper", "--",
+                "--owner", str(os.getpid()), "--",
+                sys.executable, "-m", "labkit.capstone", "witness", str(workdir), "--",
                 sys.executable, "-S", program, *command]
         # Files, not pipes: a process the init leaves behind must not hold our reading end.
         with open(workdir / "stdout", "wb") as out, open(self.err_path, "wb") as err:
             self.pause = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                           env=environment(), cwd=workdir,
                                           start_new_session=True)
-        self.pid = 0
+        self.pid = self.witness = 0
         self.pidfd: int | None = None
-        found = wait_for(lambda: linux.children(self.pause.pid) or self.pause.poll() is not None,
+        found = wait_for(lambda: read_json(workdir / WITNESS_PIDS) or self.pause.poll() is not None,
                          START_SECONDS)
-        if not isinstance(found, list):  # the harness failed, not the learner's init
+        if not isinstance(found, dict):  # the harness failed, not the learner's init
             self.finish()
             raise LabError(f"the check could not start your init under labkit.pause (exit "
                            f"{self.pause.returncode}): {self.said() or 'no message'}")
-        self.pid = found[0]
+        self.pid, self.witness = found["init"], found["witness"]
         try:  # signals go by pidfd: once reaped, the init's PID may be anyone's
             self.pidfd = os.pidfd_open(self.pid)
-        except (OSError, AttributeError):
+        except (OSError, AttributeError):  # gone already, or Linux < 5.3
             self.pidfd = None
 
     def status(self) -> int | None:
-        """The init's wait status as pause reaped it (exit code, or -signal); None if running."""
-        try:
-            lines = self.events.read_text().splitlines()
-        except FileNotFoundError:
-            return None
-        for line in lines:
-            if line.endswith("}"):
-                event = json.loads(line)
-                if event["pid"] == self.pid:
-                    return event["status"]
-        return None
+        """The init's wait status as the witness reaped it (exit code, or -signal); None while
+        it runs."""
+        found = read_json(self.workdir / WITNESS_STATUS)
+        return None if found is None else found["status"]
 
-    def exited(self) -> bool:
+    def reported(self) -> bool:
         return self.status() is not None or self.pause.poll() is not None
 
+    def exited(self) -> bool:
+        """Whether the init has ended: its pidfd polls readable from its exit on
+        (pidfd_open(2)), before the witness has reaped it and said so."""
+        if self.pidfd is not None:
+            ready = select.poll()  # poll(2), not select(2): a kernel may hold fds above 1024
+            ready.register(self.pidfd, select.POLLIN)
+            if ready.poll(0):
+                return True
+        return self.reported()
+
     def wait(self, seconds: float) -> int | None:
-        wait_for(self.exited, seconds)
+        """The init's status once the witness has it (None if it still runs by then)."""
+        wait_for(self.reported, seconds)
         return self.status()
 
     def send(self, signo: int) -> None:
         try:
             if self.pidfd is not None:
                 signal.pidfd_send_signal(self.pidfd, signo)
-            elif self.pid:
+            elif self.status() is None:  # no pidfd: by PID, while the witness has not reaped it
                 os.kill(self.pid, signo)
         except ProcessLookupError:
             pass
@@ -275,11 +285,18 @@ class Run:
         return " / ".join(lines[-3:])[-400:]
 
     def finish(self) -> None:
-        """End the init if it still runs: pause then kills and reaps everything below it."""
-        if self.pause.poll() is None and self.status() is None:
+        """End the init if it still runs, then the witness: pause then kills and reaps every
+        process left below it, and exits."""
+        if self.pause.poll() is None and self.pid and self.status() is None:
             self.send(signal.SIGKILL)
-        try:
-            self.pause.wait(EXIT_SECONDS)
+            self.wait(EXIT_SECONDS)
+        if self.witness and self.pause.poll() is None:
+            try:  # the witness lives until told: its PID is still its own
+                os.kill(self.witness, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:  # pause's drain gives up after its own 10 s (labkit.pause.DRAIN_SECONDS)
+            self.pause.wait(EXIT_SECONDS + DRAIN_SECONDS)
         except subprocess.TimeoutExpired:
             self.pause.kill()  # the last resort: what was below it goes to our own reaper
             self.pause.wait()
@@ -400,17 +417,21 @@ def read_report(run: Run, path: Path) -> dict | None:
     return found if isinstance(found, dict) else None
 
 
-def orphan_state(pid: int, parent: int) -> str:
-    """'alive' (the parent's child, running), 'zombie' (the parent's), or 'gone' (reaped)."""
+def orphan_state(pid: int, started: int | None, parent: int) -> str:
+    """'alive' or 'zombie' (the parent's child), 'gone' (reaped), or 'elsewhere' (another's
+    child: the parent has exited and the orphan was passed on up). A PID with another start
+    time is another process: ours is gone."""
     stat = linux.read_stat(pid)
-    if stat is None or stat[2] != parent:
+    if stat is None or linux.start_time(pid) != started:
         return "gone"
+    if stat[2] != parent:
+        return "elsewhere"
     return "zombie" if stat[1] == "Z" else "alive"
 
 
 def orphan_outcome(name: str, run: Run, report: dict | None, count: int) -> Check:
     if report is None:
-        status = run.status()
+        status = run.wait(EXIT_SECONDS)
         said = crashed(run, status)
         return Check(name, False, f"your init {describe(status)} before its command could "
                      f"start its {count} children", said or
@@ -418,29 +439,33 @@ def orphan_outcome(name: str, run: Run, report: dict | None, count: int) -> Chec
     if "error" in report:
         return Check(name, False, f"the command could not start its children: {report['error']}",
                      "this machine refused the processes the check needs; try again later")
-    orphans = report["orphans"]
-    adopted = wait_for(lambda: run.exited() or all(orphan_state(p, run.pid) == "alive"
-                                                   for p in orphans), START_SECONDS)
+    # Each blocks on a pipe that only the command can close: alive, whoever's child it is.
+    started = {pid: linux.start_time(pid) for pid in report["orphans"]}
+
+    def states() -> list[str]:
+        return [orphan_state(pid, when, run.pid) for pid, when in started.items()]
+
+    adopted = wait_for(lambda: run.exited() or states().count("alive") == count, START_SECONDS)
     if not adopted or run.exited():
-        status = run.status()
+        status = run.wait(EXIT_SECONDS)
         return Check(name, False, f"your init {describe(status)} before its command's "
                      f"{count} children were its orphans", crashed(run, status) or
                      "an init lives as long as its command, and reaps meanwhile")
     os.kill(report["command"], signal.SIGUSR1)  # the command lets its orphans exit, together
 
-    def states() -> list[str]:
-        return [orphan_state(p, run.pid) for p in orphans]
-
-    # Settled: every orphan has exited and none is left a zombie, or the init is gone.
-    wait_for(lambda: run.exited() or states().count("gone") == count, REAP_SECONDS)
-    zombies = states().count("zombie")
-    ended_early = run.exited()
+    # Settled: every orphan is reaped, or the init has ended (an orphan passed on up shows it
+    # before the init's own exit is reported).
+    wait_for(lambda: run.exited() or "elsewhere" in states() or states().count("gone") == count,
+             REAP_SECONDS)
+    now = states()
+    zombies = now.count("zombie")
+    ended_early = run.exited() or "elsewhere" in now
     if not ended_early:
         os.kill(report["command"], signal.SIGUSR2)  # the command exits 0: the init may end
     measured = (f"{count} orphans of your init exited together while its command ran; "
                 f"{zombies} stayed zombies")
     if ended_early:
-        status = run.status()
+        status = run.wait(EXIT_SECONDS)
         measured += f"; your init {describe(status)} before its command did"
         return Check(name, False, measured, crashed(run, status) or (
             "an orphan's exit is not the command's: an init reaps it and carries on, and exits "
@@ -474,14 +499,23 @@ def signal_check(name: str, program: str, workdir: Path, signo: signal.Signals) 
     try:
         report = read_report(run, report_path)
         if report is None:
-            status = run.status()
+            status = run.wait(EXIT_SECONDS)
             return Check(name, False, f"your init {describe(status)} before its command was "
                          "ready", crashed(run, status) or "an init starts its command "
                          "(sys.argv[1:]) and lives as long as it does")
+        command = report["command"]
+        started = linux.start_time(command)
         run.send(signo)
         status = run.wait(EXIT_SECONDS)
-        received = got_path.read_text().split() if got_path.exists() else []
-        return signal_outcome(name, run, signo, status, received)
+
+        def received() -> list[str]:
+            return got_path.read_text().split() if got_path.exists() else []
+
+        # Passed on or not, the command is left alive until the witness is told to go: give it
+        # the time to note a signal it was sent, or to end.
+        wait_for(lambda: signo.name in received() or linux.start_time(command) != started
+                 or (linux.read_stat(command) or ("", "Z"))[1] == "Z", NOTE_SECONDS)
+        return signal_outcome(name, run, signo, status, received())
     finally:
         run.finish()
 
@@ -596,16 +630,31 @@ def signals_workload(report: str, received: str) -> int:
         signal.pause()
 
 
-def exec_as_subreaper(argv: list[str]) -> int:
-    """Become a child subreaper, then exec argv: the flag survives execve (prctl(2))."""
-    linux.set_child_subreaper()
-    os.execvp(argv[0], argv)
-    return 127  # not reached: execvp raises on failure
+def witness(workdir: str, argv: list[str]) -> int:
+    """Start argv (the init) as a child subreaper, reap it, write down its status, and live on
+    until SIGTERM: our exit is pause's signal to kill and reap what is left, and the grader
+    first looks at what the init left."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # taken by sigwait, below
+    init = os.fork()
+    if init == 0:
+        try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())  # a mask survives execve
+            linux.set_child_subreaper()  # survives execve (prctl(2)); fork would clear it
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    write_json(os.path.join(workdir, WITNESS_PIDS), {"init": init, "witness": os.getpid()})
+    _, status = os.waitpid(init, 0)
+    write_json(os.path.join(workdir, WITNESS_STATUS),
+               {"status": os.waitstatus_to_exitcode(status)})
+    signal.alarm(WORKLOAD_LIFETIME)  # alone, it ends itself (SIGALRM's default action)
+    signal.sigwait({signal.SIGTERM})
+    return 0
 
 
 def main(argv: list[str]) -> int:
-    if argv[:2] == ["subreaper", "--"] and len(argv) > 2:
-        return exec_as_subreaper(argv[2:])
+    if argv[:1] == ["witness"] and argv[2:3] == ["--"] and len(argv) > 3:
+        return witness(argv[1], argv[3:])
     if argv[:1] == ["workload"] and len(argv) >= 4:
         # Alone, a workload ends itself: SIGALRM's default action kills (signal(7)).
         signal.alarm(WORKLOAD_LIFETIME)
@@ -613,7 +662,7 @@ def main(argv: list[str]) -> int:
             return orphans_workload(argv[2], int(argv[3]))
         if argv[1] == "signals":
             return signals_workload(argv[2], argv[3])
-    print("usage: python -m labkit.capstone subreaper -- COMMAND...\n"
+    print("usage: python -m labkit.capstone witness WORKDIR -- COMMAND...\n"
           "       python -m labkit.capstone workload orphans REPORT COUNT\n"
           "       python -m labkit.capstone workload signals REPORT RECEIVED", file=sys.stderr)
     return 64
