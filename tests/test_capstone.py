@@ -20,6 +20,8 @@ import pytest
 
 from labkit import capstone
 
+pytestmark = pytest.mark.user  # learners grade their init as uid 1000 (Binder, a hub)
+
 REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "tests" / "capstone_solutions"
 NOTEBOOK = REPO / "notebooks" / "09-capstone-init.ipynb"
