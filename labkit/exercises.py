@@ -40,7 +40,10 @@ from labkit import actions, checks, limits
 STORM = 1000             # children in the reaper's storm
 HANDLER_NAME = "on_sigchld"
 SETTLE_SECONDS = 5.0     # how long the storm's children may take to exit and be reaped
-SLEEPER_SECONDS = 3.0    # the one child that lives on: at most this long
+# The one child that lives on: at most this long. It must outlive the storm (forking it, then
+# up to SETTLE_SECONDS of settling) on a loaded machine, or it looks killed; it is ended at once
+# (its pipe closed) when the storm is over, so only a handler that blocks waits this long.
+SLEEPER_SECONDS = 2 * SETTLE_SECONDS
 BLOCKED_SECONDS = 0.5    # a handler call longer than this stalled the program
 REAPER_TIMEOUT = 30.0
 RESULT_TAG = "REAPER-RESULT "
@@ -882,7 +885,7 @@ def check_ps_rules(answers: Mapping[str, object], who: str | None = None) -> Res
     questions = {k: v for k, v in ex.questions.items() if k in PS_RULE_KEYS}
     check = _Answers(answers, questions)
     check.number("adopter", _ps_truth(ex)["adopter"], lambda got: (
-        ("0 is not a process: " if got == 0 else "") + ORPHAN_HINT))
+        ("0 is not a process. " if got == 0 else "") + ORPHAN_HINT))
     for key, choice in PS_CHOICES.items():
         check.choice(key, choice, _lettering(ex.seed, key))
     return check.result("ps rules")
