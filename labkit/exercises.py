@@ -1,14 +1,19 @@
-"""Checks for the course's exercises (notebooks/08-exercises.ipynb) that say precisely what is
-wrong, measured on real processes.
+"""Checks for the course's exercises (notebooks/08-exercises.ipynb) that say what is wrong and
+point to the rule to apply, never to the right value.
 
-    check_reaper(on_sigchld)   a SIGCHLD handler, run for real as the handler of a fresh program
-                               whose 1,000 children exit at once: how many zombies remain, why
-    check_popen(run_true)      a function that runs `true` n times: how many of the commands it
-                               started are left as zombies of this process
-    check_ps(answers)          questions on PS_LISTING, a recorded `ps` listing of a pod
+    check_ps(answers), check_ps_rules(answers)   a `ps` listing of a pod (ps_exercise())
+    check_pod(answers)                 pods, PID 1 and PID budgets (pod_exercise())
+    check_tree(prediction)             the final tree of a script (tree_script()), run for real
+    check_reaper(on_sigchld)           a SIGCHLD handler, run for real as the handler of a fresh
+                                       program whose 1,000 children exit at once
+    check_popen(run_true)              a function that runs `true` n times: how many of the
+                                       commands it started are left as zombies of this process
 
-Tree predictions are checked by labkit.actions.check and check_actions. Every check returns a
-Result: true when right, and its str() says what was measured and, if wrong, what to change.
+Per-student variants: the listing, the budget, the scripts and the order of the choices come
+from seed_for(exercise, login()), so neighbours get different values; under nbgrader's
+autograde, login() is the student being graded. The inverse question is inverse_question(),
+checked by labkit.actions.check_actions. Every check returns a Result: true when right, and its
+str() says what was measured and, if wrong, a hint.
 
 The reaper's storm never forks this process (a notebook's kernel is threaded; fork(2) copies one
 thread of it): the handler runs in a fresh `python -S` program (REAPER_PROGRAM, standard library
