@@ -513,13 +513,15 @@ def render(structure: Mapping[str, tuple[str, str]]) -> str:
 
 
 def random_script(seed: int | str, actions: int = 5, fork_percentage: float = 0.7,
-                  wait: bool = True) -> str:
+                  wait: bool = True, orphan: bool = False) -> str:
     """A valid script of `actions` actions, the same for the same arguments, as fork.py -s
     SEED gives one. The generator is labkit's own: a seed here does not give the script that
     OSTEP's fork.py -s gives for the same number.
 
     Forks name the next unused letter (b, c, ...); `a` never exits (as in fork.py); with
-    `wait`, some of the other actions are waits by a process that has a zombie child.
+    `wait`, some of the other actions are waits by a process that has a zombie child. With
+    `orphan`, some process exits while a child of its is still there (alive or a zombie), so
+    the script asks who adopts: drafts without one are drawn again, from the same generator.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, str)):
         raise TypeError(f"seed must be an int (or a str), not {seed!r}")
@@ -528,7 +530,18 @@ def random_script(seed: int | str, actions: int = 5, fork_percentage: float = 0.
             or not 0.0 < fork_percentage <= 1.0:
         raise ValueError(f"fork_percentage must be a number in (0, 1], not {fork_percentage!r}")
     wait = checks.flag(wait, "wait")
+    orphan = checks.flag(orphan, "orphan")
     rng = random.Random(seed)
+    for _ in range(1000):
+        texts, model = _draft(rng, actions, fork_percentage, wait)
+        if not orphan or any(e[1] == "adopted" for p in model.procs.values() for e in p.events):
+            return "; ".join(texts)
+    raise ValueError(f"no script of {actions} actions with an orphan was found for seed "
+                     f"{seed!r}: give more actions or a higher fork_percentage")
+
+
+def _draft(rng: random.Random, actions: int, fork_percentage: float,
+           wait: bool) -> tuple[list[str], _Model]:
     model = _Model()
     texts: list[str] = []
     while len(texts) < actions:
@@ -547,7 +560,7 @@ def random_script(seed: int | str, actions: int = 5, fork_percentage: float = 0.
             break  # only `a` is left and every letter is used: nothing valid remains
         model.apply(_syntax(text)[0]._replace(index=len(texts) + 1))
         texts.append(text)
-    return "; ".join(texts)
+    return texts, model
 
 
 # --- checking predictions ----------------------------------------------------------------------
@@ -832,10 +845,10 @@ def _alive_or_zombie(structure: Mapping[str, tuple[str, str]]) -> dict[str, tupl
 
 
 def inverse(seed: int | str, actions: int = 5, fork_percentage: float = 0.7, wait: bool = True,
-            mode: str = "auto") -> Question:
+            mode: str = "auto", orphan: bool = False) -> Question:
     """fork.py -t: the trees of random_script(seed, ...) run on real processes, actions hidden.
     Answer with check_actions(your_actions, question)."""
-    done = run(random_script(seed, actions, fork_percentage, wait), mode=mode)
+    done = run(random_script(seed, actions, fork_percentage, wait, orphan), mode=mode)
     steps = ([done.start] if done.start else []) + done.steps
     return Question(seed, tuple(_alive_or_zombie(s.structure) for s in steps),
                     done.text(actions=False), done.text(actions=False, final_only=True))

@@ -589,12 +589,14 @@ def seed_for(exercise: str, who: str | None = None) -> int:
 
 def tree_script(who: str | None = None) -> str:
     """The script of the tree prediction for this student (labkit.actions.random_script)."""
-    return actions.random_script(seed_for("tree", who), actions=6)
+    return actions.random_script(seed_for("tree", who), actions=7, fork_percentage=0.6,
+                                 orphan=True)
 
 
 def inverse_question(who: str | None = None) -> actions.Question:
     """The inverse question (fork.py -t) for this student, run on real processes."""
-    return actions.inverse(seed_for("inverse", who), actions=6)
+    return actions.inverse(seed_for("inverse", who), actions=7, fork_percentage=0.6,
+                           orphan=True)
 
 
 def check_tree(prediction: object, script: str | None = None) -> Result:

@@ -507,3 +507,14 @@ def test_the_hidden_checks_use_sizes_the_student_never_saw():
     assert exercises.check_popen(always_fifty).correct  # the visible check: n = 50
     hidden = exercises.check_popen(always_fifty, n=23)
     assert not hidden.correct and "returned 50" in hidden.problems[0]
+
+
+def test_every_students_scripts_ask_who_adopts_an_orphan():
+    for who in LOGINS:
+        assert "-" in exercises.tree_script(who)
+    run = actions.run(exercises.tree_script("ada"))
+    adopted = [name for name, proc in run.model.procs.items()
+               if any(event[1] == "adopted" for event in proc.events)]
+    assert adopted and all(run.final.get(n, ("init",))[0] == "init" for n in adopted)
+    # the course's other seeds stay as they were (notebook 04 relies on them)
+    assert actions.random_script(29, actions=6) == "a+b; b+c; b+d; a+e; b-; d-"
