@@ -10,16 +10,18 @@ Actions are separated by ";" or "," (OSTEP's -A uses commas). Processes are one 
 
 Unlike the simulator, nothing here is simulated: every letter is a real process (labkit.actor),
 and each tree is read from /proc after the kernel has done what the action implies. So the trees
-show Linux's own rules, which are not the simulator's: an orphan is adopted by the nearest
-subreaper or by PID 1 of its namespace (prctl(2), pid_namespaces(7)) -- in a lab, the lab root,
-"init" -- never by its grandparent; a process that exits stays a zombie until its parent waits
-for it; init reaps what it adopts.
+show Linux's own rules, which are not the simulator's: an orphan goes to another live thread of
+its parent, else to the nearest living ancestor that is a child subreaper, else to PID 1 of its
+PID namespace (prctl(2) PR_SET_CHILD_SUBREAPER, pid_namespaces(7); kernel/exit.c
+find_new_reaper). The actors are single-threaded and none is a subreaper, so in a lab the orphan
+goes to the lab root, "init": a grandparent adopts only when it is that subreaper or that init.
+A process that exits stays a zombie until its parent waits for it; init reaps what it adopts.
 
 A script is checked in full (a dry run over its own tree) before any process is created, and a
 bad action is named with its position: ScriptError("action 3 'b+b': b cannot fork itself").
 
     run = labkit.actions.run("a+b; b+c; b-")        # a Run: run.steps, run.final, run.text()
-    labkit.actions.random_script(seed=3)            # a reproducible problem, like fork.py -s 3
+    labkit.actions.random_script(seed=3)            # a reproducible problem (not fork.py -s 3's)
     labkit.actions.check({"c": "init", "b": "a"}, run, states={"b": "zombie"})
     q = labkit.actions.inverse(seed=3)              # fork.py -t: the trees, guess the actions
     labkit.actions.check_actions("a+b; ...", q)
@@ -51,6 +53,12 @@ FIRST = "a"
 SETTLE_TIMEOUT = 10.0   # seconds the kernel may take to show what an action implies
 ANSWER_TIMEOUT = 10.0   # seconds an actor may take to answer
 MAX_ACTIONS = 60
+# Who adopts an orphan, as the kernel decides it (kernel/exit.c find_new_reaper).
+ADOPTION_RULE = ("Linux gives an orphan to another live thread of its parent, else to the "
+                 "nearest living ancestor that is a child subreaper, else to PID 1 of its PID "
+                 "namespace (prctl(2), kernel/exit.c find_new_reaper); no actor is a subreaper, "
+                 "so here that is init: a grandparent adopts only when it is that subreaper or "
+                 "that init")
 
 _SYNTAX = re.compile(r"^(?P<x>[^+\-~]*)(?:(?P<op>[+~])(?P<y>[^+\-~]*)|(?P<exit>-))$")
 _HELP = ("use x+y (x forks y), x- (x exits), x~ (x waits for its exited children) "
@@ -505,11 +513,15 @@ def render(structure: Mapping[str, tuple[str, str]]) -> str:
 
 
 def random_script(seed: int | str, actions: int = 5, fork_percentage: float = 0.7,
-                  wait: bool = True) -> str:
-    """A valid script of `actions` actions, the same for the same arguments (fork.py -s SEED).
+                  wait: bool = True, orphan: bool = False) -> str:
+    """A valid script of `actions` actions, the same for the same arguments, as fork.py -s
+    SEED gives one. The generator is labkit's own: a seed here does not give the script that
+    OSTEP's fork.py -s gives for the same number.
 
     Forks name the next unused letter (b, c, ...); `a` never exits (as in fork.py); with
-    `wait`, some of the other actions are waits by a process that has a zombie child.
+    `wait`, some of the other actions are waits by a process that has a zombie child. With
+    `orphan`, some process exits while a child of its is still there (alive or a zombie), so
+    the script asks who adopts: drafts without one are drawn again, from the same generator.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, str)):
         raise TypeError(f"seed must be an int (or a str), not {seed!r}")
@@ -518,7 +530,18 @@ def random_script(seed: int | str, actions: int = 5, fork_percentage: float = 0.
             or not 0.0 < fork_percentage <= 1.0:
         raise ValueError(f"fork_percentage must be a number in (0, 1], not {fork_percentage!r}")
     wait = checks.flag(wait, "wait")
+    orphan = checks.flag(orphan, "orphan")
     rng = random.Random(seed)
+    for _ in range(1000):
+        texts, model = _draft(rng, actions, fork_percentage, wait)
+        if not orphan or any(e[1] == "adopted" for p in model.procs.values() for e in p.events):
+            return "; ".join(texts)
+    raise ValueError(f"no script of {actions} actions with an orphan was found for seed "
+                     f"{seed!r}: give more actions or a higher fork_percentage")
+
+
+def _draft(rng: random.Random, actions: int, fork_percentage: float,
+           wait: bool) -> tuple[list[str], _Model]:
     model = _Model()
     texts: list[str] = []
     while len(texts) < actions:
@@ -537,7 +560,7 @@ def random_script(seed: int | str, actions: int = 5, fork_percentage: float = 0.
             break  # only `a` is left and every letter is used: nothing valid remains
         model.apply(_syntax(text)[0]._replace(index=len(texts) + 1))
         texts.append(text)
-    return "; ".join(texts)
+    return texts, model
 
 
 # --- checking predictions ----------------------------------------------------------------------
@@ -661,8 +684,7 @@ def _why_parent(run: Run, name: str, parent: str, guessed: str | None) -> str:
             why += f", not by {guessed}"
             grandparent = next((e[2] for e in _history(run, old) if e[1] == "exited"), None)
             if guessed == grandparent:
-                why += (" (Linux gives an orphan to the nearest subreaper or to init, never to "
-                        "its grandparent)")
+                why += f" ({ADOPTION_RULE})"
         return why
     if name == FIRST:
         return f"{FIRST} is the first process: init (the lab root) is its parent"
@@ -728,16 +750,64 @@ def _compare(run: Run, guess: Mapping[str, tuple[str | None, str]],
     return problems
 
 
+_RULES = ("Did it exit? Then it stays a zombie until its parent waits (wait(2)). Did its "
+          "parent exit first? Then it was an orphan, and " + ADOPTION_RULE + ". Init reaps what "
+          "it adopts, at once")
+
+
+def _involving(actions: Sequence[Action], names: set[str]) -> str:
+    which = [str(a.index) for a in actions if {a.actor, a.target} & names]
+    return ("actions " + ", ".join(which[:-1]) + " and " + which[-1] if len(which) > 1 else
+            f"action {which[0]}" if which else "no action")
+
+
+def _hints(result: Run, guess: Mapping[str, tuple[str | None, str]],
+           actual: Mapping[str, tuple[str, str]]) -> list[str]:
+    """What is wrong with a guess, as pointers to the rules: never the right parent or state."""
+    problems = []
+    for name, (parent, state) in actual.items():
+        if name not in guess:
+            continue
+        guessed_parent, guessed_state = guess[name]
+        if (guessed_parent not in (None, parent)
+                or (guessed_state == ZOMBIE) != (state == ZOMBIE)):
+            names = {name} | ({guessed_parent} if guessed_parent else set())
+            problems.append(f"{name} is not as you wrote it. Follow {name} and its parent "
+                            f"through the script ({_involving(result.actions, names)}). "
+                            + _RULES)
+    missing = [n for n, (p, s) in actual.items() if n not in guess
+               and not (n == FIRST and p == INIT and s != ZOMBIE)]
+    if missing:
+        are = "process is" if len(missing) == 1 else "processes are"
+        problems.append(f"{len(missing)} {are} still there that your prediction leaves out: a "
+                        "process is gone only once it has been reaped, by its parent's wait or "
+                        "by init")
+    for name in guess:
+        if name not in actual:
+            problems.append(f"{name} is not there at the end. Which process reaped it, and at "
+                            "which action? (A zombie is reaped by its parent's wait; a process "
+                            "whose parent is init is reaped at once when it exits)"
+                            if name in result.pids else
+                            f"there is no process {name} in this script")
+    return problems
+
+
 def check(prediction: Mapping[str, object] | str, run_or_script: Run | str | Sequence[str],
-          states: Mapping[str, str] | None = None, mode: str = "auto") -> Feedback:
+          states: Mapping[str, str] | None = None, mode: str = "auto",
+          reveal: bool = True) -> Feedback:
     """Compare a prediction of the final tree with what the kernel did.
 
     `prediction`: {letter: parent} ("init" for the lab root; `a` may be left out), with values
     (parent, state) or a `states` dict ({"c": "zombie"}) for zombies; or a tree as text in the
     format Run.text() prints. `run_or_script`: a Run, or a script to run now (in a new lab).
+    `reveal=False` (graded exercises): the feedback points to the rules and names what is wrong,
+    never the right parent or state, and keeps neither the real tree nor the run.
     """
+    reveal = checks.flag(reveal, "reveal")
     guess = _prediction(prediction, states)
     result = run_or_script if isinstance(run_or_script, Run) else run(run_or_script, mode=mode)
+    if not reveal:
+        return Feedback(_hints(result, guess, result.final), {}, None)
     problems = _compare(result, guess, result.final, implied_first=True)
     return Feedback(problems, dict(result.final), result)
 
@@ -745,33 +815,43 @@ def check(prediction: Mapping[str, object] | str, run_or_script: Run | str | Seq
 # --- the inverse question (fork.py -t) ---------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Question:
-    """The trees of a seeded run without its actions: which actions made them?"""
+    """The trees of a seeded run without its actions: which actions made them?
+
+    It keeps what the learner is shown (the trees, action by action, with the actions hidden)
+    and nothing of the run that made them: no script, no answer to read off.
+    """
 
     seed: int | str
-    run: Run = field(repr=False)
+    trees: tuple[dict[str, tuple[str, str]], ...]   # letter -> (parent, "zombie" or "alive")
+    _text: str = field(repr=False)
+    _final_text: str = field(repr=False)
 
     @property
     def tree(self) -> dict[str, tuple[str, str]]:
-        return self.run.final
-
-    @property
-    def answer(self) -> str:
-        return self.run.script
+        """The final tree."""
+        return dict(self.trees[-1])
 
     def text(self, final_only: bool = False) -> str:
-        return self.run.text(actions=False, final_only=final_only)
+        return self._final_text if final_only else self._text
 
     def __str__(self) -> str:
         return self.text()
 
 
+def _alive_or_zombie(structure: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    return {n: (p, ZOMBIE if s == ZOMBIE else "alive") for n, (p, s) in structure.items()}
+
+
 def inverse(seed: int | str, actions: int = 5, fork_percentage: float = 0.7, wait: bool = True,
-            mode: str = "auto") -> Question:
+            mode: str = "auto", orphan: bool = False) -> Question:
     """fork.py -t: the trees of random_script(seed, ...) run on real processes, actions hidden.
     Answer with check_actions(your_actions, question)."""
-    return Question(seed, run(random_script(seed, actions, fork_percentage, wait), mode=mode))
+    done = run(random_script(seed, actions, fork_percentage, wait, orphan), mode=mode)
+    steps = ([done.start] if done.start else []) + done.steps
+    return Question(seed, tuple(_alive_or_zombie(s.structure) for s in steps),
+                    done.text(actions=False), done.text(actions=False, final_only=True))
 
 
 def check_actions(actions: str | Sequence[str],
@@ -781,7 +861,7 @@ def check_actions(actions: str | Sequence[str],
     Question, a Run, a {letter: parent or (parent, state)} dict, or a tree as text). Any
     actions that lead to the same tree are right."""
     if isinstance(tree, Question):
-        tree = tree.run
+        tree = tree.tree
     target = (dict(tree.final) if isinstance(tree, Run) else
               {n: (p, s) for n, (p, s) in _prediction(tree, None).items() if p is not None})
     target = {n: (p, ZOMBIE if s == ZOMBIE else "alive") for n, (p, s) in target.items()}
