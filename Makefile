@@ -41,6 +41,7 @@ help:
 	@echo "  make lab     set up .venv, then open the course in JupyterLab"
 	@echo "  make test    set up .venv, then run every test (ruff, pytest; as uid 1000 too when root)"
 	@echo "  make check   ruff + the fast tests (not marked slow): the inner loop"
+	@echo "  make site    execute every notebook and render it to site/ (the executed edition)"
 	@echo "  make lint    ruff check"
 	@echo "  make bench   run bench/run.py"
 	@echo "  make clean   remove .venv and caches"
