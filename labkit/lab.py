@@ -1,8 +1,8 @@
 """Lab and Parent: the controller a notebook holds over a tree of real processes.
 
     kernel (this process; threaded, never forks lab processes)
-     └─ launcher: the keeper (python -m labkit.pause --subreaper --drain --owner KERNEL),
-        │         or labkit.unshare for a PID-namespace lab
+     └─ launcher: the keeper, python -m labkit.pause --subreaper --drain --owner KERNEL
+        (labkit.unshare in a PID-namespace lab)
          └─ lab root: python -m labkit.pause --subreaper --drain   (orphans come here)
              └─ agent: python -m labkit.agent                     (forks the parents)
                  └─ parent (a policy)  └─ children
@@ -146,7 +146,7 @@ class _Session:
             self.launcher.terminate()
         elif self.root_pidfd is not None:
             linux.pidfd_kill(self.root_pidfd, signal.SIGTERM)
-        elif (stat := linux.read_stat(self.root_pid)) and stat[2] == self.launcher.pid:
+        elif (info := linux.read_stat(self.root_pid)) and info[2] == self.launcher.pid:
             os.kill(self.root_pid, signal.SIGTERM)  # no pidfds (Linux < 5.3): still its child
 
     def close(self) -> int | None:
