@@ -15,13 +15,18 @@ the lab's (all off by default):
   --events DEST    one JSON line per reaped child: pid, status (exit code, or -signal), time.
   --drain          on stop, kill every descendant and reap until none is left, then exit. A
                    subreaper that simply exits would hand its descendants to the next reaper up.
-  --owner PID      stop (and drain) when process PID, our parent, dies (PR_SET_PDEATHSIG).
+                   With COMMAND, the stop is COMMAND's exit: SIGTERM and SIGINT go to it as the
+                   others do, so it may end cleanly. A second SIGTERM/SIGINT, or one sent because
+                   the owner died, drains at once, whatever COMMAND does with the first.
+  --owner PID      get SIGTERM when process PID, our parent, dies (PR_SET_PDEATHSIG): a stop.
   --cgroup DIR     join the cgroup DIR before starting anything, so that its pids.max counts
                    every process we start, from the first (a lab's PID budget).
   --nproc N        set RLIMIT_NPROC (soft and hard) to N before starting anything: fork fails
                    with EAGAIN once our real uid has N tasks (in our user namespace, on Linux
                    >= 5.14). Root and CAP_SYS_RESOURCE/CAP_SYS_ADMIN are exempt (kernel/fork.c).
-  -- COMMAND       start one child, as tini does; pause exits when it exits, with its status.
+  -- COMMAND       start one child, as tini does: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1,
+                   SIGUSR2 and SIGWINCH (what a container runtime or a terminal sends) go to it,
+                   and pause exits when it exits, with its status (128+N if signal N killed it).
 
 Standard library only, single-threaded: an init must start in milliseconds and must not fork
 from a threaded process. The file reads top to bottom as pause.c does (block the signals, wait,
@@ -58,6 +63,10 @@ EXIT_NOT_FOUND = 127
 DRAIN_SECONDS = 10.0  # a D-state process can outlive SIGKILL for a while; we do not wait forever
 
 WAITED = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
+# With COMMAND, these go to it (tini's wait_and_forward_signal forwards all it does not use).
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH)
+STOPS = (signal.SIGINT, signal.SIGTERM)
 
 
 # --- pause.c ---------------------------------------------------------------------------------
@@ -90,6 +99,8 @@ class Pause:
         self.events_fd = events_fd
         self.child: int | None = None
         self.child_status: int | None = None
+        self.waited = set(WAITED) | (set(FORWARDED) if opts.command else set())
+        self.asked_to_stop = False
 
     def reap(self, everyone: bool | None = None) -> None:
         """pause.c's sigreap: waitpid(-1, WNOHANG) until nothing is left.
@@ -114,14 +125,31 @@ class Pause:
                 self.child_status = status
         self.report(reaped)
 
+    def forwards(self, signo: int) -> bool:
+        """Whether `signo` goes to COMMAND, rather than stopping us.
+
+        Under --drain a SIGTERM/SIGINT stops us when it repeats one already passed on (the
+        sender insists: COMMAND may ignore it), or when it is the owner's death signal (no one
+        waits for a clean end, and nothing of the lab may outlive its owner).
+        """
+        if self.child is None:
+            return False
+        if not self.opts.drain or signo not in STOPS:
+            return True
+        owner_gone = self.opts.owner is not None and os.getppid() != self.opts.owner
+        insisted, self.asked_to_stop = self.asked_to_stop, True
+        return not (owner_gone or insisted)
+
     def stop(self) -> int:
         if self.opts.drain:
             drain(self)
         return 0
 
     def child_exit_code(self) -> int:
+        # tini's convention, the shell's: the exit code, or 128+N if signal N killed it
+        # (krallin/tini src/tini.c, reap_zombies: "Emulate what sh / bash would do").
         code = os.waitstatus_to_exitcode(self.child_status)
-        return code if code >= 0 else 128 - code  # killed by signal N: 128+N, as a shell says
+        return code if code >= 0 else 128 - code
 
     def report(self, reaped: list[tuple[int, int]]) -> None:
         if self.events_fd is None or not reaped:
@@ -148,9 +176,13 @@ def serve(init: Pause) -> int:
     # as when an entrypoint script starts background work and then execs its init. Reap now.
     init.reap()
     while init.child_status is None:
-        signo = signal.sigwaitinfo(WAITED).si_signo
+        signo = signal.sigwaitinfo(init.waited).si_signo
         if signo == signal.SIGCHLD:
             init.reap()
+            continue
+        if init.forwards(signo):
+            # Not yet reaped, so the PID is still the command's own: kill(2) cannot miss.
+            os.kill(init.child, signo)
             continue
         print(f"Shutting down, got signal: {signal.strsignal(signo)}", file=sys.stderr,
               flush=True)
@@ -174,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     code = block_signals()
     if code:
         return code
+    if opts.command:  # blocked before it starts, so none of its signals is lost or kills us
+        signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     linux.set_name("pause")  # what ps shows, as for the C pause
     code = setup(opts)
     if code:

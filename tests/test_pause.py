@@ -507,7 +507,8 @@ def test_reaps_a_burst_of_2000_orphans_despite_coalesced_sigchld(tmp_path, clean
 
 
 def test_no_reap_leaves_the_2000_zombies_until_drain_reaps_them(tmp_path, cleanup):
-    """Control: --no-reap keeps exactly 2,000 zombies under the pause, until --drain reaps them."""
+    """Control: --no-reap keeps exactly 2,000 zombies under the pause, until --drain reaps them
+    (SIGTERM goes to the command; once it has exited, the drain reaps everything)."""
     proc, burst, command, events = start_burst(
         cleanup, tmp_path, ["--subreaper", "--no-reap", "--drain"])
     # All 2,000 are zombies of the pause at the same moment: none was reaped.
@@ -517,11 +518,11 @@ def test_no_reap_leaves_the_2000_zombies_until_drain_reaps_them(tmp_path, cleanu
     assert read_events(events) == []
     ids = identities(burst + [command])
     proc.send_signal(signal.SIGTERM)
-    assert finish(proc) == ("", WARNING + TERMINATED, 0)
+    assert finish(proc) == ("", WARNING, 128 + signal.SIGTERM)
     assert still_there(ids) == []
     lines = read_events(events)
     assert sorted(e["pid"] for e in lines) == sorted(burst + [command])
-    assert {e["pid"]: e["status"] for e in lines}[command] == -signal.SIGKILL
+    assert {e["pid"]: e["status"] for e in lines}[command] == -signal.SIGTERM
     assert {e["status"] for e in lines if e["pid"] != command} == {0}
 
 
@@ -636,9 +637,11 @@ TREE_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("drain", [True, False], ids=["drain", "no-drain-control"])
 def test_drain_kills_and_reaps_every_descendant_before_exiting(drain, tmp_path, cleanup):
-    """--drain: on SIGTERM, every descendant (setsid'd, grandchild, orphan) is killed and reaped.
+    """--drain: SIGTERM ends the command (it is forwarded), and then every descendant left
+    (setsid'd, grandchild, orphan) is killed and reaped before the pause exits.
 
-    The control without --drain shows the test can fail: the pause exits and they all live on.
+    The control without --drain shows the test can fail: the pause exits with the command, and
+    the command's descendants live on.
     """
     script, pidfile = tmp_path / "tree.py", tmp_path / "tree.json"
     script.write_text(TREE_SCRIPT)
@@ -664,13 +667,14 @@ def test_drain_kills_and_reaps_every_descendant_before_exiting(drain, tmp_path, 
     proc.send_signal(signal.SIGTERM)
     finish(proc, timeout=20.0)  # --drain gives up after 10 s
     assert (out_path.read_text(), err_path.read_text(), proc.returncode) == (
-        "", WARNING + TERMINATED, 0)
+        "", WARNING, 128 + signal.SIGTERM)
     survivors = still_there(ids)
     if drain:
         assert survivors == []
         return
-    # Control: all of them outlived the pause. End them here (they are ours now: subreaper).
-    assert sorted(survivors) == sorted(pids.values())
+    # Control: all but the command outlived the pause. End them here (they are ours now:
+    # subreaper).
+    assert sorted(survivors) == sorted(pid for name, pid in pids.items() if name != "command")
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     assert wait_until(lambda: (reap_adopted(), not still_there(ids))[1], DEADLINE)
@@ -692,8 +696,10 @@ OWNER_SCRIPT = textwrap.dedent("""
 def test_pause_drains_and_exits_when_its_owner_is_killed(owned, tmp_path, cleanup):
     """--owner: SIGKILL the owner, and PR_SET_PDEATHSIG makes the pause drain and exit 0.
 
+    Under --drain a SIGTERM is the command's first, but the owner's death signal drains at once.
     The test process is a subreaper, so it adopts the pause and reaps its zombie here. The
-    control without --owner shows the pause and its sleep outliving the owner.
+    control without --owner shows the pause and its sleep outliving the owner, until our own
+    SIGTERM ends the sleep (exit 128+15), and with it the pause.
     """
     script, errfile = tmp_path / "owner.py", tmp_path / "stderr"
     script.write_text(OWNER_SCRIPT)
@@ -726,9 +732,9 @@ def test_pause_drains_and_exits_when_its_owner_is_killed(owned, tmp_path, cleanu
 
     got = wait_until(reaped, DEADLINE)
     assert got, f"the pause (state {state(pause_pid)}) did not exit after its owner died"
-    assert os.waitstatus_to_exitcode(got[0]) == 0
+    assert os.waitstatus_to_exitcode(got[0]) == (0 if owned else 128 + signal.SIGTERM)
     assert still_there(ids) == []
-    assert errfile.read_text() == WARNING + TERMINATED
+    assert errfile.read_text() == WARNING + (TERMINATED if owned else "")
 
 
 # --- 9. --events ---------------------------------------------------------------------------------
@@ -836,3 +842,76 @@ def test_no_reap_leaves_the_inherited_zombie(cleanup):
     assert finish(proc) == ("", WARNING + TERMINATED, 0)
     # Its parent gone, the zombie comes to us (the conftest's subreaper): reap it here.
     assert wait_until(lambda: (reap_adopted(), not still_there(ids))[1], DEADLINE)
+
+
+# --- 11. signals for COMMAND ---------------------------------------------------------------------
+
+FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+
+# The pause's command: it handles the signals named in argv, says "ready" once it does, and
+# prints each signal it gets. On the first one it exits with that signal's number, unless told to
+# "stay" (then it lives on, as a program that ignores SIGTERM does).
+TRAP_SCRIPT = textwrap.dedent("""
+    import os, signal, sys
+    stay = sys.argv[1] == "stay"
+
+    def on(signo, frame):  # os.write: a handler may run inside a print, which is not reentrant
+        os.write(1, signal.Signals(signo).name.encode() + b"\\n")
+        if not stay:
+            sys.exit(signo)
+
+    for name in sys.argv[2:]:
+        signal.signal(getattr(signal, name), on)
+    os.write(1, b"ready\\n")
+    while True:
+        signal.pause()
+""")
+
+
+def read_line(proc: subprocess.Popen) -> str:
+    assert select.select([proc.stdout], [], [], DEADLINE)[0], f"no line from pid {proc.pid}"
+    return proc.stdout.readline().decode().strip()
+
+
+def start_trap(cleanup, options, mode: str = "exit") -> subprocess.Popen:
+    """A pause with TRAP_SCRIPT as its command, once the command handles every FORWARDED."""
+    proc = start(cleanup, PY_PAUSE + options + ["--", sys.executable, "-c", TRAP_SCRIPT, mode,
+                                                *FORWARDED])
+    assert read_line(proc) == "ready", finish(proc)
+    return proc
+
+
+@pytest.mark.parametrize("drain", [False, True], ids=["plain", "drain"])
+@pytest.mark.parametrize("name", FORWARDED)
+def test_signals_a_runtime_sends_go_to_the_command_and_its_status_comes_back(name, drain,
+                                                                             cleanup):
+    """With COMMAND, each signal a container runtime sends reaches it, as with tini; the pause
+    exits when it does, with its exit code, and prints no shutdown line of its own."""
+    proc = start_trap(cleanup, ["--drain"] if drain else [])
+    proc.send_signal(getattr(signal, name))
+    assert read_line(proc) == name, finish(proc)
+    assert finish(proc) == ("", WARNING, getattr(signal, name))
+
+
+@pytest.mark.parametrize("name, code", [("SIGTERM", 143), ("SIGINT", 130), ("SIGHUP", 129)])
+def test_a_command_killed_by_a_forwarded_signal_gives_128_plus_n(name, code, cleanup, tmp_path):
+    """tini's convention: a command killed by signal N makes the pause exit 128+N."""
+    proc = start(cleanup, PY_PAUSE + ["--", "sleep", "60"])
+    # The command is started after its signals are blocked in the pause: none can kill the pause.
+    assert wait_until(lambda: children_of(proc.pid) or proc.poll() is not None, DEADLINE)
+    proc.send_signal(getattr(signal, name))
+    assert finish(proc) == ("", WARNING, code)
+
+
+def test_drain_stops_at_once_on_a_second_sigterm_the_command_ignored(cleanup):
+    """--drain: the first SIGTERM is the command's; a second one drains and exits 0 at once, so
+    a command that ignores SIGTERM cannot keep the lab alive."""
+    proc = start_trap(cleanup, ["--drain"], mode="stay")
+    (command,) = children_of(proc.pid)
+    ids = identities([command])
+    proc.send_signal(signal.SIGTERM)
+    assert read_line(proc) == "SIGTERM"
+    assert proc.poll() is None and still_there(ids) == [command]
+    proc.send_signal(signal.SIGTERM)
+    assert finish(proc) == ("", WARNING + TERMINATED, 0)
+    assert still_there(ids) == []
