@@ -35,6 +35,7 @@ reap, stop); the lab's options follow it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import resource
@@ -393,7 +394,8 @@ def drain(init: Pause) -> None:
     The child command runs in its own process group, and a group kill cannot be outrun by
     fork (the kernel makes a forking member take the pending signal first), so one killpg
     ends the agent, the parents and their children. Whatever left the group (setsid) is
-    found by its PPID chain in /proc: with --subreaper every orphan comes back to us.
+    found by its PPID chain in /proc, and killed through a pidfd: with --subreaper every
+    orphan comes back to us.
     """
     if init.child is not None:
         try:
@@ -410,12 +412,63 @@ def drain(init: Pause) -> None:
             print(f"pause: could not drain {len(left)} processes: {left[:10]}",
                   file=sys.stderr, flush=True)
             return
+        family = {os.getpid(), *left}
         for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            kill_descendant(pid, family)
         signal.sigtimedwait([signal.SIGCHLD], 0.05)
+
+
+def kill_descendant(pid: int, family: set[int]) -> bool:
+    """SIGKILL `pid`, found in a /proc scan whose PIDs (and ours) are `family`; whether it was.
+
+    Between the scan and the kill the process may exit, be reaped by its parent, and its PID go
+    to a stranger. A pidfd names one process for good (pidfd_open(2), Linux >= 5.3): opened,
+    then checked (its parent, read now, is one of `family`), then signalled, it reaches that
+    process or, if it has died since, nobody (ESRCH). Without pidfds the PID is all there is.
+    """
+    try:
+        fd = open_descendant(pid, family)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSYS, errno.EPERM):  # EPERM: a seccomp filter's "no"
+            return False  # EMFILE and the like: the drain's next round tries again
+        if not in_family(pid, family):
+            return False
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    return fd is not None and kill_pidfd(fd)
+
+
+def in_family(pid: int, family: set[int]) -> bool:
+    stat = linux.read_stat(pid)
+    return stat is not None and stat[2] in family
+
+
+def open_descendant(pid: int, family: set[int]) -> int | None:
+    """A pidfd for `pid` if, once it is open, its parent is one of `family`; None if not, or if
+    `pid` is gone. OSError(ENOSYS) where the kernel has no pidfd_open."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    # Read after the open: if the pidfd's process still exists, these are its /proc files.
+    if in_family(pid, family):
+        return fd
+    os.close(fd)
+    return None
+
+
+def kill_pidfd(fd: int) -> bool:
+    """SIGKILL the process behind pidfd `fd` (closed here); False if it has already died."""
+    try:
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ that leaves a process behind, so each test also cleans up what it started.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -31,6 +32,7 @@ import pytest
 from conftest import reap_adopted, wait_until
 
 import labkit
+from labkit import pause
 
 REPO = Path(__file__).resolve().parent.parent
 PY_PAUSE = [sys.executable, "-m", "labkit.pause"]
@@ -915,3 +917,92 @@ def test_drain_stops_at_once_on_a_second_sigterm_the_command_ignored(cleanup):
     proc.send_signal(signal.SIGTERM)
     assert finish(proc) == ("", WARNING + TERMINATED, 0)
     assert still_there(ids) == []
+
+
+# --- 12. the drain's kill never hits a reused PID ------------------------------------------------
+
+# Run as PID 1 of a new PID namespace (with its own /proc), where writing N-1 to
+# /proc/sys/kernel/ns_last_pid makes the next fork get PID N (pid_namespaces(7); allowed to a
+# process with CAP_SYS_ADMIN, or CAP_CHECKPOINT_RESTORE, over the namespace's owner): a PID is
+# reused for certain, not by luck. Prints what it saw, as JSON.
+REUSE_SCRIPT = textwrap.dedent("""
+    import json, os, signal, time
+    from labkit import linux, pause
+
+    def sleeper():
+        pid = os.fork()
+        if pid == 0:
+            os.execvp("sleep", ["sleep", "60"])
+        return pid
+
+    def next_pid_is(pid):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid - 1))
+
+    def gone(pid):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+    def killer(status):  # a test's SIGTERM, or a kill that came first
+        return signal.Signals(-os.waitstatus_to_exitcode(status)).name
+
+    me, seen = os.getpid(), {}
+    # 1. The pidfd is opened; then its process dies, is reaped, and a new child gets its PID.
+    old = sleeper()
+    fd = pause.open_descendant(old, {me})
+    seen["opened"] = fd is not None
+    gone(old)
+    next_pid_is(old)
+    new = sleeper()
+    seen["reused"] = new == old
+    seen["sent"] = pause.kill_pidfd(fd)
+    os.kill(new, signal.SIGTERM)
+    seen["new_ended_by"] = killer(os.waitpid(new, 0)[1])
+    # 2. The scan saw `old`; before the kill, it died, was reaped, and a stranger (the child of
+    # a process outside the scan) got its PID.
+    old = sleeper()
+    family = {me, old}
+    gone(old)
+    r, w = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        os.read(r, 1)
+        os._exit(-os.waitstatus_to_exitcode(os.waitpid(sleeper(), 0)[1]))
+    next_pid_is(old)
+    os.write(w, b"go")
+    while (linux.read_stat(old) or ("", "", 0))[2] != middle:
+        time.sleep(0.001)
+    seen["killed"] = pause.kill_descendant(old, family)
+    os.kill(old, signal.SIGTERM)
+    seen["stranger_ended_by"] = signal.Signals(
+        os.waitstatus_to_exitcode(os.waitpid(middle, 0)[1])).name
+    print(json.dumps(seen))
+""")
+
+
+def test_drain_kill_uses_pidfds_and_never_hits_a_reused_pid():
+    """A process found by the drain's scan is killed through a pidfd opened after a parent check:
+    a pidfd whose process has been reaped signals nobody, even when its PID is taken again, and a
+    stranger that took a scanned PID before the kill is left alone."""
+    done = subprocess.run(unshare_prefix() + [sys.executable, "-c", REUSE_SCRIPT],
+                          env=child_env(), capture_output=True, text=True, timeout=DEADLINE)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "opened": True, "reused": True, "sent": False, "new_ended_by": "SIGTERM",
+        "killed": False, "stranger_ended_by": "SIGTERM"}
+
+
+def test_drain_kill_falls_back_to_the_pid_without_pidfds(monkeypatch):
+    """Where pidfd_open fails with ENOSYS (Linux < 5.3), a descendant is killed by its PID."""
+    def no_pidfds(pid, flags=0):
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfds)
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        assert pause.kill_descendant(child.pid, {os.getpid()})
+        assert child.wait(DEADLINE) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
