@@ -4,9 +4,9 @@
                            [--drain] [--owner PID] [--cgroup DIR] [--nproc N]
                            [-- COMMAND [ARG...]]
 
-With no option it behaves as pause.c: warn when not PID 1, reap every exited child, exit 0 with
-psignal's message on SIGINT/SIGTERM, and otherwise sleep without using the CPU. The options are
-the lab's (all off by default):
+With no option it behaves as pause.c: warn when not PID 1, reap every exited child (and, unlike
+pause.c, one that exited before it started), exit 0 with psignal's message on SIGINT/SIGTERM, and
+otherwise sleep without using the CPU. The options are the lab's (all off by default):
 
   --subreaper      become the reaper of orphaned descendants (prctl(2) PR_SET_CHILD_SUBREAPER),
                    so orphans come here instead of to PID 1.
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.command:  # blocked before it starts, so none of its signals is lost or kills us
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     linux.set_name("pause")  # what ps shows, as for the C pause
-    code = setup(opts)
+    code = become_subreaper(opts)
     if code:
         return code
     try:
@@ -309,7 +309,7 @@ def parse_args(argv: list[str]) -> Options:
     return opts
 
 
-def setup(opts: Options) -> int:
+def become_subreaper(opts: Options) -> int:
     """--subreaper: orphaned descendants come to us (prctl(2)); an exit code if refused."""
     if opts.subreaper:
         try:
@@ -429,15 +429,15 @@ def kill_descendant(pid: int, family: set[int]) -> bool:
     try:
         fd = open_descendant(pid, family)
     except OSError as exc:
-        if exc.errno not in (errno.ENOSYS, errno.EPERM):  # EPERM: a seccomp filter's "no"
-            return False  # EMFILE and the like: the drain's next round tries again
-        if not in_family(pid, family):
+        # No pidfds: ENOSYS (Linux < 5.3), or EPERM from a seccomp filter older than them. Any
+        # other error (EMFILE...) is left to the drain's next round.
+        if exc.errno not in (errno.ENOSYS, errno.EPERM) or not in_family(pid, family):
             return False
         try:
             os.kill(pid, signal.SIGKILL)
+            return True
         except (ProcessLookupError, PermissionError):
             return False
-        return True
     return fd is not None and kill_pidfd(fd)
 
 
@@ -448,7 +448,7 @@ def in_family(pid: int, family: set[int]) -> bool:
 
 def open_descendant(pid: int, family: set[int]) -> int | None:
     """A pidfd for `pid` if, once it is open, its parent is one of `family`; None if not, or if
-    `pid` is gone. OSError(ENOSYS) where the kernel has no pidfd_open."""
+    `pid` is gone. OSError (ENOSYS) where the kernel has no pidfd_open."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -461,7 +461,7 @@ def open_descendant(pid: int, family: set[int]) -> int | None:
 
 
 def kill_pidfd(fd: int) -> bool:
-    """SIGKILL the process behind pidfd `fd` (closed here); False if it has already died."""
+    """SIGKILL the process behind pidfd `fd` (closed here); False if it is gone (reaped)."""
     try:
         signal.pidfd_send_signal(fd, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
