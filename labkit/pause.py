@@ -4,9 +4,9 @@
                            [--drain] [--owner PID] [--cgroup DIR] [--nproc N]
                            [-- COMMAND [ARG...]]
 
-With no option it behaves as pause.c: warn when not PID 1, reap every exited child, exit 0 with
-psignal's message on SIGINT/SIGTERM, and otherwise sleep without using the CPU. The options are
-the lab's (all off by default):
+With no option it behaves as pause.c: warn when not PID 1, reap every exited child (and, unlike
+pause.c, one that exited before it started), exit 0 with psignal's message on SIGINT/SIGTERM, and
+otherwise sleep without using the CPU. The options are the lab's (all off by default):
 
   --subreaper      become the reaper of orphaned descendants (prctl(2) PR_SET_CHILD_SUBREAPER),
                    so orphans come here instead of to PID 1.

@@ -855,17 +855,17 @@ FORWARDED = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SI
 # prints each signal it gets. On the first one it exits with that signal's number, unless told to
 # "stay" (then it lives on, as a program that ignores SIGTERM does).
 TRAP_SCRIPT = textwrap.dedent("""
-    import signal, sys
+    import os, signal, sys
     stay = sys.argv[1] == "stay"
 
-    def on(signo, frame):
-        print(signal.Signals(signo).name, flush=True)
+    def on(signo, frame):  # os.write: a handler may run inside a print, which is not reentrant
+        os.write(1, signal.Signals(signo).name.encode() + b"\\n")
         if not stay:
             sys.exit(signo)
 
     for name in sys.argv[2:]:
         signal.signal(getattr(signal, name), on)
-    print("ready", flush=True)
+    os.write(1, b"ready\\n")
     while True:
         signal.pause()
 """)
@@ -892,7 +892,7 @@ def test_signals_a_runtime_sends_go_to_the_command_and_its_status_comes_back(nam
     exits when it does, with its exit code, and prints no shutdown line of its own."""
     proc = start_trap(cleanup, ["--drain"] if drain else [])
     proc.send_signal(getattr(signal, name))
-    assert read_line(proc) == name
+    assert read_line(proc) == name, finish(proc)
     assert finish(proc) == ("", WARNING, getattr(signal, name))
 
 
