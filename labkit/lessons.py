@@ -80,7 +80,13 @@ def burst(lab, policy: str, n: int = 300, lifetime: float = 0.3):
     is still running (each is reaped or a zombie), and the recording of the whole burst. Starts
     from a lab without zombies, so that one burst's leftovers never count in the next.
     """
-    lab.wait_for(lambda s: not s.zombies, timeout=10)
+    try:
+        lab.wait_for(lambda s: not s.zombies, timeout=3)  # a burst's last ones may be on their way
+    except TimeoutError:
+        left = len(lab.snapshot().zombies)
+        raise RuntimeError(f"the lab still holds {left} zombies of an earlier parent, which would "
+                           "count in this burst: let that parent reap (parent.reap()) or exit "
+                           "(parent.exit()) first, or close the lab and start a new one") from None
     parent = lab.parent(policy)
     with lab.record(interval=0.05) as recording:
         parent.fork(n, lifetime=lifetime)

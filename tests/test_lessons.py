@@ -117,3 +117,11 @@ def test_the_subreaper_program_refuses_bad_usage_and_missing_commands():
     assert missing.returncode == 127 and "cannot run" in missing.stderr
     with pytest.raises(ValueError, match="no program"):
         lessons.shell_adopts_and_reaps("no-such-shell-here")
+
+
+def test_a_burst_refuses_to_start_while_an_earlier_parent_left_zombies():
+    with labkit.Lab() as lab:
+        parent, _, _ = lessons.burst(lab, "none", n=5, lifetime=0.0)
+        with pytest.raises(RuntimeError, match="still holds 5 zombies"):
+            lessons.burst(lab, "none", n=5)
+        parent.exit()
