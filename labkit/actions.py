@@ -12,7 +12,8 @@ Unlike the simulator, nothing here is simulated: every letter is a real process 
 and each tree is read from /proc after the kernel has done what the action implies. So the trees
 show Linux's own rules, which are not the simulator's: an orphan is adopted by the nearest
 subreaper or by PID 1 of its namespace (prctl(2), pid_namespaces(7)) -- in a lab, the lab root,
-"init" -- never by its grandparent; a process that exits stays a zombie until its parent waits
+"init" -- by a grandparent only when it is that subreaper or that init (kernel/exit.c,
+find_new_reaper); a process that exits stays a zombie until its parent waits
 for it; init reaps what it adopts.
 
 A script is checked in full (a dry run over its own tree) before any process is created, and a
@@ -661,8 +662,9 @@ def _why_parent(run: Run, name: str, parent: str, guessed: str | None) -> str:
             why += f", not by {guessed}"
             grandparent = next((e[2] for e in _history(run, old) if e[1] == "exited"), None)
             if guessed == grandparent:
-                why += (" (Linux gives an orphan to the nearest subreaper or to init, never to "
-                        "its grandparent)")
+                why += (f" ({guessed} is {name}'s grandparent, but Linux gives an orphan to the "
+                        "nearest living ancestor that is a child subreaper, else to PID 1 of its "
+                        f"namespace, and {guessed} is neither)")
         return why
     if name == FIRST:
         return f"{FIRST} is the first process: init (the lab root) is its parent"

@@ -110,8 +110,9 @@ def test_check_explains_a_wrong_prediction_and_accepts_the_right_one():
         "wrong state: b is a zombie, not alive: b exited (action 3) and its parent a has not "
         "waited for it, so it stays a zombie",
         "wrong parent: c's parent is init, not a: c's parent b exited (action 3), so c was "
-        "adopted by init (the lab root), not by a (Linux gives an orphan to the nearest "
-        "subreaper or to init, never to its grandparent)",
+        "adopted by init (the lab root), not by a (a is c's grandparent, but Linux gives an "
+        "orphan to the nearest living ancestor that is a child subreaper, else to PID 1 of its "
+        "namespace, and a is neither)",
     ]
     right = actions.check({"b": "a", "c": "init", "d": "a"}, run, states={"b": "zombie"})
     assert right and str(right) == "correct"
