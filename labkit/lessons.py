@@ -199,11 +199,14 @@ def _launcher(shell: str, as_pid1: bool, fd: int) -> list[str]:
 def _read_line(proc: subprocess.Popen, timeout: float = SHELL_TIMEOUT) -> str:
     """One line the shell printed, or '' at its end; never blocks longer than `timeout`."""
     fd = proc.stdout.fileno()
+    # poll(2), never select(2): a Jupyter kernel's descriptors may be numbered above 1023.
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
     line = b""
     deadline = time.monotonic() + timeout
     while not line.endswith(b"\n"):
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
+        if left <= 0 or not poller.poll(left * 1000):
             raise TimeoutError(f"the shell printed nothing within {timeout:g} s")
         chunk = os.read(fd, 1)
         if not chunk:

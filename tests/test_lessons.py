@@ -125,3 +125,21 @@ def test_a_burst_refuses_to_start_while_an_earlier_parent_left_zombies():
         with pytest.raises(RuntimeError, match="still holds 5 zombies"):
             lessons.burst(lab, "none", n=5)
         parent.exit()
+
+
+def test_the_shell_story_works_when_descriptors_are_numbered_above_1024():
+    """A Jupyter kernel may hold many descriptors: select(2) cannot watch one above 1023."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"RLIMIT_NOFILE's hard limit {hard} leaves no descriptor above 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    fillers = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        story = lessons.shell_adopts_and_reaps("sh")
+    finally:
+        for fd in fillers:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert story.reaped_when_it_waited
