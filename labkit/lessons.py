@@ -71,6 +71,20 @@ def poll_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+# ---------------------------------------------------------------- the lab's init (04)
+
+def where_orphans_go(lab) -> str:
+    """One sentence: what the lab's root is to the lab's orphans, PID 1 or a subreaper, and why."""
+    if lab.mode == "pid-namespace":
+        root = lab.snapshot().by_pid(lab.root_pid)
+        return (f"The lab root is PID {lab.root_pid} on this machine and PID {root.ns_pid} inside "
+                "the lab's PID namespace: its init, which adopts every orphan inside "
+                "(pid_namespaces(7)).")
+    why = f" Why: {lab.mode_reason}" if lab.mode_reason else ""
+    return ("No PID namespace for this lab, so the lab root adopts its orphans as a child "
+            "subreaper (prctl(2)); in a PID-namespace lab it would be PID 1 inside." + why)
+
+
 # ---------------------------------------------------------------- a burst of exits (03)
 
 def burst(lab, policy: str, n: int = 300, lifetime: float = 0.3):

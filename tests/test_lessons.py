@@ -143,3 +143,14 @@ def test_the_shell_story_works_when_descriptors_are_numbered_above_1024():
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert story.reaped_when_it_waited
+
+
+def test_where_orphans_go_names_the_lab_roots_position():
+    with labkit.Lab(mode="subreaper") as lab:
+        assert "as a child subreaper" in lessons.where_orphans_go(lab)
+    with labkit.Lab() as lab:
+        sentence = lessons.where_orphans_go(lab)
+        if lab.mode == "pid-namespace":
+            assert f"PID {lab.root_pid} on this machine and PID 1 inside" in sentence
+        else:
+            assert "Why: " in sentence and lab.mode_reason in sentence
