@@ -14,6 +14,8 @@ from test_degradation import env, no_namespaces  # noqa: F401  (fixtures, reused
 import labkit
 from labkit import lessons
 
+pytestmark = pytest.mark.user  # a shell as PID 1 needs a user namespace when not root
+
 
 def test_proc_status_reads_state_and_ppid_and_none_once_gone():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
