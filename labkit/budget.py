@@ -32,7 +32,7 @@ import time
 import warnings
 from typing import NamedTuple
 
-from labkit import checks, limits, linux
+from labkit import checks, limits, linux, procfs
 from labkit.errors import BudgetUnavailable, CapacityError
 from labkit.pause import EXIT_BUDGET
 
@@ -102,9 +102,8 @@ def nproc_exemption() -> str | None:
 def tasks_of(uid: int) -> int:
     """Tasks (threads included) whose real uid is `uid`: what RLIMIT_NPROC counts."""
     total = 0
-    for pid in linux.all_pids():
-        status = _read(f"/proc/{pid}/status") or ""
-        fields = dict(line.partition(":\t")[::2] for line in status.splitlines())
+    for pid in procfs.all_pids():
+        fields = procfs.status(pid) or {}
         uids = fields.get("Uid", "").split()
         if uids and int(uids[0]) == uid:
             total += int(fields.get("Threads", "1"))

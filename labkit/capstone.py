@@ -45,7 +45,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labkit import linux
+from labkit import linux, procfs
 from labkit.errors import LabError
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -421,12 +421,12 @@ def orphan_state(pid: int, started: int | None, parent: int) -> str:
     """'alive' or 'zombie' (the parent's child), 'gone' (reaped), or 'elsewhere' (another's
     child: the parent has exited and the orphan was passed on up). A PID with another start
     time is another process: ours is gone."""
-    stat = linux.read_stat(pid)
-    if stat is None or linux.start_time(pid) != started:
+    stat = procfs.read_stat(pid)
+    if stat is None or stat.starttime != started:
         return "gone"
-    if stat[2] != parent:
+    if stat.ppid != parent:
         return "elsewhere"
-    return "zombie" if stat[1] == "Z" else "alive"
+    return "zombie" if stat.state == "Z" else "alive"
 
 
 def orphan_outcome(name: str, run: Run, report: dict | None, count: int) -> Check:
@@ -440,7 +440,7 @@ def orphan_outcome(name: str, run: Run, report: dict | None, count: int) -> Chec
         return Check(name, False, f"the command could not start its children: {report['error']}",
                      "this machine refused the processes the check needs; try again later")
     # Each blocks on a pipe that only the command can close: alive, whoever's child it is.
-    started = {pid: linux.start_time(pid) for pid in report["orphans"]}
+    started = {pid: procfs.start_time(pid) for pid in report["orphans"]}
 
     def states() -> list[str]:
         return [orphan_state(pid, when, run.pid) for pid, when in started.items()]
@@ -504,7 +504,7 @@ def signal_check(name: str, program: str, workdir: Path, signo: signal.Signals) 
                          "ready", crashed(run, status) or "an init starts its command "
                          "(sys.argv[1:]) and lives as long as it does")
         command = report["command"]
-        started = linux.start_time(command)
+        started = procfs.start_time(command)
         run.send(signo)
         status = run.wait(EXIT_SECONDS)
 
@@ -513,8 +513,8 @@ def signal_check(name: str, program: str, workdir: Path, signo: signal.Signals) 
 
         # Passed on or not, the command is left alive until the witness is told to go: give it
         # the time to note a signal it was sent, or to end.
-        wait_for(lambda: signo.name in received() or linux.start_time(command) != started
-                 or (linux.read_stat(command) or ("", "Z"))[1] == "Z", NOTE_SECONDS)
+        wait_for(lambda: signo.name in received() or procfs.start_time(command) != started
+                 or procfs.state(command) in (None, "Z"), NOTE_SECONDS)
         return signal_outcome(name, run, signo, status, received())
     finally:
         run.finish()

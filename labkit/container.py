@@ -15,6 +15,7 @@ code, and start_as_pid1 raises NamespaceUnavailable naming the refused step: no 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from labkit import linux, unshare
+from labkit import procfs, unshare
 from labkit.errors import AgentError, NamespaceUnavailable
 
 START_TIMEOUT = 10.0   # seconds for a process to come up (a slow Binder start)
@@ -65,8 +66,8 @@ _started: list[subprocess.Popen] = []  # every launcher and process started here
 
 def comm(pid: int) -> str | None:
     """The name of process `pid` (proc(5): /proc/PID/comm), or None once it is gone."""
-    stat = linux.read_stat(pid)
-    return None if stat is None else stat[0]
+    stat = procfs.read_stat(pid)
+    return None if stat is None else stat.comm
 
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = START_TIMEOUT):
@@ -113,7 +114,7 @@ def start_as_pid1(argv: list[str], ready: Callable[[int], bool]) -> tuple[subpro
     ready(host PID) holds. Raises NamespaceUnavailable at once where namespaces are denied."""
     launcher = _popen(unshare_command() + ["--", *argv], stderr=subprocess.PIPE, text=True)
     found = wait_until(lambda: launcher.poll() is not None or
-                       next((c for c in linux.children(launcher.pid) if ready(c)), None),
+                       next((c for c in procfs.children(launcher.pid) if ready(c)), None),
                        f"{argv[0]} starting as PID 1")
     if launcher.returncode is not None:
         said = launcher.stderr.read().strip()
@@ -126,8 +127,10 @@ def start_as_pid1(argv: list[str], ready: Callable[[int], bool]) -> tuple[subpro
 
 def ns_pids(pid: int) -> list[int]:
     """Process `pid`'s PID in each PID namespace it is in, outermost first (proc(5): NSpid)."""
-    with open(f"/proc/{pid}/status") as f:
-        return [int(n) for line in f if line.startswith("NSpid:") for n in line.split()[1:]]
+    found = procfs.nspid(pid)
+    if found is None:
+        raise ProcessLookupError(errno.ESRCH, f"no process {pid}")
+    return found
 
 
 def _is_pause(pid: int) -> bool:
@@ -190,7 +193,7 @@ def inits() -> tuple[dict[str, list[str]], list[str]]:
 
 def _sleeping(pid: int) -> bool:
     """PID is `sleep`, or its child is: the application under its init is running."""
-    return comm(pid) == "sleep" or any(comm(c) == "sleep" for c in linux.children(pid))
+    return comm(pid) == "sleep" or any(comm(c) == "sleep" for c in procfs.children(pid))
 
 
 def docker_stop(argv: list[str], grace: float = 1.0, as_pid1: bool = True) -> dict:
@@ -205,7 +208,7 @@ def docker_stop(argv: list[str], grace: float = 1.0, as_pid1: bool = True) -> di
         launcher = _popen(argv, stderr=subprocess.DEVNULL, start_new_session=True)
         target = launcher.pid
         wait_until(lambda: launcher.poll() is not None or _sleeping(target), f"{argv} starting")
-    family = [target, *linux.descendants(target)]
+    family = [target, *procfs.descendants(target)]
     sent = time.monotonic()
     os.kill(target, signal.SIGTERM)
     try:
@@ -215,7 +218,7 @@ def docker_stop(argv: list[str], grace: float = 1.0, as_pid1: bool = True) -> di
         launcher.wait(STOP_TIMEOUT)
     seconds = round(time.monotonic() - sent, 2)
     left = [comm(pid) for pid in family if comm(pid) not in (None, "")
-            and linux.read_stat(pid)[1] != "Z"]
+            and procfs.state(pid) != "Z"]
     _kill(family[1:])
     if launcher.stderr is not None:
         launcher.stderr.close()
@@ -255,8 +258,9 @@ def signal_sets(pid: int) -> dict[str, list[str]]:
     Each is a hexadecimal bit mask: bit N-1 set means signal N is in the set. Only the standard
     signals, 1 to 31, are named (signal(7)); the real-time ones say nothing about an init.
     """
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    fields = procfs.status(pid)
+    if fields is None:
+        raise ProcessLookupError(errno.ESRCH, f"no process {pid}")
     return {mask: [_signal_name(n) for n in range(1, 32) if (int(fields[mask], 16) >> (n - 1)) & 1]
             for mask in MASKS}
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from labkit import actions, checks, limits
+from labkit import actions, checks, limits, procfs
 
 STORM = 1000             # children in the reaper's storm
 HANDLER_NAME = "on_sigchld"
@@ -436,19 +436,8 @@ MARKER = "ran"
 
 def _children_of(pid: int) -> dict[int, str]:
     """The children of `pid` now, with their state letters (proc(5), /proc/PID/stat)."""
-    found = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2:].split()
-        if int(fields[1]) == pid:
-            found[int(name)] = fields[0].decode()
-    return found
+    states = {child: procfs.state(child) for child in procfs.children(pid)}
+    return {child: letter for child, letter in states.items() if letter is not None}
 
 
 def _fake_true(directory: str) -> str:

@@ -40,13 +40,14 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from labkit import budget, checks, limits, linux, unshare
+from labkit import budget, checks, limits, linux, procfs, unshare
 from labkit.errors import (
     AgentError,
     BudgetUnavailable,
     CapacityError,
     ForkRefused,
     LabClosedError,
+    LabError,
     NamespaceUnavailable,
     ParentGoneError,
 )
@@ -82,6 +83,16 @@ class ReapEvent(NamedTuple):
     time: float       # time.time()
     monotonic: float  # time.monotonic(), comparable with Snapshot.time
     ns_pid: int       # PID inside the lab's PID namespace (the host PID in subreaper mode)
+
+
+class KillReport(NamedTuple):
+    """What kill -9 did to a zombie (Lab.kill_zombie): the kernel's answer, read after it."""
+
+    pid: int            # host PID of the zombie
+    ns_pid: int         # its PID inside the lab's PID namespace (the host PID in subreaper mode)
+    ppid: int           # its parent, the only one whose wait() can remove it
+    sent: bool          # False: it was reaped before the signal could reach it
+    still_zombie: bool  # read after the signal: a zombie has nothing left to kill (signal(7))
 
 
 def read_events(path: str, offset: int) -> tuple[int, list[dict]]:
@@ -427,6 +438,25 @@ class Lab:
         if self.mode == "pid-namespace":
             snap = with_namespace_pids(snap, self._reader)
         return snap
+
+    def kill_zombie(self, pid: int | None = None) -> KillReport:
+        """SIGKILL a zombie of the lab (`pid`, host PID, or the first one) and report what the
+        kernel did: nothing a zombie can feel. It has already exited; only its parent's wait()
+        (or the lab root's, once that parent exits) removes it (wait(2), signal(7)).
+
+        The signal goes through a pidfd opened and then checked (still that zombie, same parent),
+        so a PID reaped and reused meanwhile is never hit. LabError if there is no such zombie.
+        """
+        if pid is not None:
+            pid = checks.count(pid, "pid", low=1)
+        zombies = [z for z in self.snapshot().zombies if pid is None or z.pid == pid]
+        if not zombies:
+            raise LabError("there is no zombie to kill right now" if pid is None else
+                           f"PID {pid} is not a zombie of this lab")
+        z = zombies[0]
+        sent = procfs.kill(z.pid, signal.SIGKILL,
+                           lambda stat: stat.state == "Z" and stat.ppid == z.ppid)
+        return KillReport(z.pid, z.ns_pid, z.ppid, sent, sent and procfs.state(z.pid) == "Z")
 
     def _tally(self) -> Tally:
         self._check_open()

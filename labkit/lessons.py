@@ -9,8 +9,8 @@ Also a tiny program, run by `shell_adopts_and_reaps`:
 
 becomes a child subreaper and execs COMMAND, which keeps the attribute: "The setting is preserved
 across execve(2)" (PR_SET_CHILD_SUBREAPER(2const)). So a plain shell becomes an orphan's adopter.
-As a program it imports only the standard library and labkit.linux, like every program that runs
-inside the lab; the notebook helpers import what they need when called.
+As a program it imports only the standard library, labkit.linux and labkit.procfs, like every
+program that runs inside the lab; the notebook helpers import what they need when called.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from labkit import linux
+from labkit import linux, procfs
 
 SHELL_TIMEOUT = 10.0  # seconds for any one step of the shell story; a step takes milliseconds
 
@@ -42,12 +42,10 @@ def proc_status(pid: int) -> dict | None:
     """State and PPid of process `pid` from /proc/PID/status (proc(5)); None once it is gone."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid < 1:
         raise ValueError(f"a PID is a positive int, not {pid!r}")
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
-    except (FileNotFoundError, ProcessLookupError):
+    fields = procfs.status(pid)
+    if fields is None:
         return None
-    return {"State": fields["State"].strip(), "PPid": int(fields["PPid"])}
+    return {"State": fields["State"], "PPid": int(fields["PPid"])}
 
 
 def is_zombie(pid: int) -> bool:
@@ -273,8 +271,8 @@ def shell_adopts_and_reaps(shell: str = "sh", as_pid1: bool = False) -> ShellSto
 def _watch_the_shell(story: ShellStory, proc: subprocess.Popen, psutil, as_pid1: bool,
                      orphan_ends: int) -> None:
     [sh] = psutil.Process(proc.pid).children()
-    nspid = [ln.split()[1:] for ln in open(f"/proc/{sh.pid}/status") if ln.startswith("NSpid")]
-    inside = f" (PID {nspid[0][-1]} inside its namespace)" if nspid and len(nspid[0]) > 1 else ""
+    nspid = procfs.nspid(sh.pid) or []
+    inside = f" (PID {nspid[-1]} inside its namespace)" if len(nspid) > 1 else ""
     [orphan] = sh.children()  # the subshell has exited: cat is the shell's only child
     why = "PID 1 of its namespace" if as_pid1 else "a child subreaper"
     story.lines += [f"the shell is PID {sh.pid}{inside}; its subshell forked `cat` "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import resource
 
-from labkit import linux
+from labkit import procfs
 
 SHARE = 0.5          # of the PIDs still free
 DEFAULT_MAX_PROCS = 1000
@@ -65,10 +65,10 @@ def _free_under(base: str, path: str) -> int | None:
 
 def ceiling() -> tuple[int, str]:
     """The largest max_procs this machine allows now, and the reason for it."""
-    free = linux.pid_max() - linux.tasks_in_use()
+    free = procfs.pid_max() - procfs.tasks_in_use()
     best = int(free * SHARE)
     reason = (f"half of the {free} PIDs free on this machine "
-              f"(pid_max {linux.pid_max()}, {linux.tasks_in_use()} in use)")
+              f"(pid_max {procfs.pid_max()}, {procfs.tasks_in_use()} in use)")
     group = cgroup_pids_free()
     if group is not None and int(group * SHARE) < best:
         best = int(group * SHARE)

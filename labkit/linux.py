@@ -1,4 +1,4 @@
-"""Linux mechanics the lab stands on: prctl, rlimits, namespaces, /proc.
+"""Linux mechanics the lab stands on: prctl, rlimits, namespaces, mounts (/proc is labkit.procfs).
 
 Standard library only (os, ctypes): the programs that run inside the lab import this module, and
 they must start in milliseconds. Every wrapper raises ``OSError`` with the kernel's errno, so a
@@ -10,7 +10,11 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import signal
+
+from labkit import procfs
+
+# Kept for the callers not yet moved to labkit.procfs (agent, pod, the lab's session).
+from labkit.procfs import children, pidfd_kill, pidfd_open  # noqa: F401, E402
 
 # prctl(2) options (include/uapi/linux/prctl.h).
 PR_SET_PDEATHSIG = 1
@@ -111,69 +115,14 @@ def setns(fd: int, nstype: int = 0) -> None:
     _check(fn(fd, nstype), "setns")
 
 
-# --- /proc ---------------------------------------------------------------------------------
+# --- /proc: labkit.procfs reads the process table ------------------------------------------
 
-# What an error reading /proc/PID/... may mean "no process to see": it exited (its directory is
-# gone, ENOENT; a file opened before it was reaped reads ESRCH), or it is hidden from us
-# (hidepid=, proc(5): EACCES/EPERM, never one of our own). Anything else, EMFILE and ENFILE
-# first (no descriptor left to open the file), is a failure to read, never a process gone.
-GONE = frozenset({errno.ENOENT, errno.ESRCH})
-HIDDEN = frozenset({errno.EACCES, errno.EPERM})
 
 def read_stat(pid: int, proc: int | None = None) -> tuple[str, str, int] | None:
-    """(comm, state letter, ppid) from /proc/PID/stat; None if the process is gone or hidden
-    (GONE, HIDDEN), and any other OSError (EMFILE) raised: it is no answer about the process.
-
-    `proc`: a descriptor of another /proc (the host's, seen from inside a PID namespace).
-    comm sits in parentheses and may itself contain ')' or spaces, so the fields after it are
-    found from the *last* ')' (proc(5)).
-    """
-    try:
-        fd = os.open(f"{pid}/stat" if proc is not None else f"/proc/{pid}/stat", os.O_RDONLY,
-                     dir_fd=proc)
-        try:
-            data = os.read(fd, 4096)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        if exc.errno in GONE or exc.errno in HIDDEN:
-            return None
-        raise
-    lpar = data.find(b"(")
-    rpar = data.rfind(b")")
-    fields = data[rpar + 2:].split(b" ", 2)
-    return data[lpar + 1:rpar].decode(errors="replace"), fields[0].decode(), int(fields[1])
-
-
-def all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def descendants(root: int) -> list[int]:
-    """PIDs of every living (or zombie) descendant of `root`, by the PPID chains in /proc."""
-    children: dict[int, list[int]] = {}
-    for pid in all_pids():
-        stat = read_stat(pid)
-        if stat is not None:
-            children.setdefault(stat[2], []).append(pid)
-    found: list[int] = []
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def pid_max() -> int:
-    with open("/proc/sys/kernel/pid_max") as f:
-        return int(f.read())
-
-
-def tasks_in_use() -> int:
-    """Threads alive on the machine: each holds a PID (the 4th field of /proc/loadavg)."""
-    with open("/proc/loadavg") as f:
-        return int(f.read().split()[3].split("/")[1])
+    """(comm, state letter, ppid) of `pid`, as labkit.procfs.read_stat reads it; None if gone.
+    Kept for the callers not yet moved to procfs.read_stat's named tuple."""
+    stat = procfs.read_stat(pid, proc)
+    return None if stat is None else (stat.comm, stat.state, stat.ppid)
 
 
 def errno_name(err: int) -> str:
@@ -220,23 +169,6 @@ def map_root(uid: int, gid: int) -> None:
         f.write(f"0 {gid} 1")
 
 
-def start_time(pid: int) -> int | None:
-    """When `pid` started, in clock ticks after boot (field 22 of /proc/PID/stat, proc(5)).
-
-    (pid, start time) names one process for good: a PID is reused, its start time is not.
-    None if the process is gone (or hidden); any other error (EMFILE) is raised.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        if exc.errno in GONE or exc.errno in HIDDEN:
-            return None
-        raise
-    # Fields after comm start at "state", field 3; starttime is field 22.
-    return int(data[data.rfind(b")") + 2:].split()[19])
-
-
 # --- namespaces: what labkit.unshare and the pod need -----------------------------------------
 
 SIOCGIFFLAGS = 0x8913  # netdevice(7)
@@ -273,26 +205,6 @@ def host_pid(host_proc: int) -> int:
     return int(os.readlink("self", dir_fd=host_proc))
 
 
-def children(pid: int) -> list[int]:
-    """PIDs of `pid`'s children (zombies included); [] if it is gone.
-
-    /proc/PID/task/PID/children (proc(5), Linux >= 4.2 with CONFIG_PROC_CHILDREN) lists the
-    children of that one thread, which is all of them for the single-threaded programs we ask
-    about; where the kernel has no such file, the PPIDs in /proc give the same answer, slower.
-    """
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(child) for child in f.read().split()]
-    except FileNotFoundError:
-        if not os.path.exists(f"/proc/{pid}"):
-            return []
-    except OSError as exc:
-        if exc.errno in GONE:  # ESRCH: exited while we read
-            return []
-        raise
-    return [p for p in all_pids() if (stat := read_stat(p)) is not None and stat[2] == pid]
-
-
 def mounts() -> list[tuple[str, str, list[str]]]:
     """(mount point, type, options) of each mount of ours (proc(5), /proc/self/mounts)."""
     try:
@@ -302,30 +214,6 @@ def mounts() -> list[tuple[str, str, list[str]]]:
         return []
     return [(fields[1], fields[2], fields[3].split(",")) for fields in map(str.split, lines)
             if len(fields) >= 4]
-
-
-# --- pidfds: a process named for good ------------------------------------------------------
-
-def pidfd_open(pid: int) -> int | None:
-    """A descriptor that names process `pid` itself, not whoever holds its PID later
-    (pidfd_open(2), Linux >= 5.3); None if it is gone or the kernel has no pidfds (ENOSYS)."""
-    opener = getattr(os, "pidfd_open", None)
-    if opener is None:
-        return None
-    try:
-        return opener(pid)
-    except OSError:  # ESRCH: gone; ENOSYS: too old a kernel; EMFILE: no room
-        return None
-
-
-def pidfd_kill(pidfd: int, signo: int) -> bool:
-    """Send `signo` to the process of `pidfd` (pidfd_send_signal(2)); False if it has exited.
-    A pidfd never reaches a process that got the PID later, as kill(2) might."""
-    try:
-        signal.pidfd_send_signal(pidfd, signo)
-        return True
-    except ProcessLookupError:
-        return False
 
 
 # --- owners: what a process leaves behind is named after it ----------------------------------
@@ -340,7 +228,7 @@ def owner_tag() -> str:
     itself. A reused PID has another start time, and a PID of another PID namespace another
     namespace, so neither passes for us once we are gone (see owner_gone)."""
     pid = os.getpid()
-    return f"{pid}-{start_time(pid)}-{pid_namespace_id()}"
+    return f"{pid}-{procfs.start_time(pid)}-{pid_namespace_id()}"
 
 
 def owner_gone(name: str, prefix: str) -> bool:
@@ -358,4 +246,4 @@ def owner_gone(name: str, prefix: str) -> bool:
             return False
     except OSError:
         return False
-    return start_time(pid) != start  # a zombie owner still has its start time: not gone yet
+    return procfs.start_time(pid) != start  # a zombie owner still has its start time: not gone yet

@@ -28,7 +28,7 @@ import tempfile
 import time
 from datetime import datetime
 
-from labkit import budget, checks, limits, linux
+from labkit import budget, checks, limits, linux, procfs
 
 PROBE_TIMEOUT = 5.0   # seconds for one probe; a probe that runs over is killed with its group
 REAP_TIMEOUT = 5.0    # seconds we give the orphan's adopter to reap it
@@ -453,7 +453,7 @@ def nproc_fact() -> dict:
 
 
 def pids_fact() -> dict:
-    most, used = linux.pid_max(), linux.tasks_in_use()
+    most, used = procfs.pid_max(), procfs.tasks_in_use()
     ceiling, why = limits.ceiling()
     return _fact(f"pid_max {most}, {used} tasks in use; a lab may hold up to {ceiling} "
                  "processes now",
@@ -495,13 +495,12 @@ def measure_orphan(timeout: float = REAP_TIMEOUT) -> dict:
 
 
 def _adopter(pid: int, start: int) -> dict | None:
-    stat = linux.read_stat(pid)
-    if stat is None or linux.start_time(pid) != start:
+    stat = procfs.read_stat(pid)
+    if stat is None or stat.starttime != start:
         return None
-    ppid = stat[2]
-    parent = linux.read_stat(ppid)
-    return {"adopter_pid": ppid, "adopter_name": parent[0] if parent else None,
-            "adopter_start": linux.start_time(ppid)}
+    parent = procfs.read_stat(stat.ppid)
+    return {"adopter_pid": stat.ppid, "adopter_name": parent.comm if parent else None,
+            "adopter_start": parent.starttime if parent else None}
 
 
 def _wait_reaped(pid: int, start: int, since: float, timeout: float) -> float | None:
@@ -509,7 +508,7 @@ def _wait_reaped(pid: int, start: int, since: float, timeout: float) -> float | 
 
     The start time tells our orphan from a new process that got its PID after the reaping.
     """
-    while linux.start_time(pid) == start:
+    while procfs.start_time(pid) == start:
         if time.monotonic() - since > timeout:
             _kill_if_alive(pid, start)
             return None
@@ -519,8 +518,8 @@ def _wait_reaped(pid: int, start: int, since: float, timeout: float) -> float | 
 
 def _kill_if_alive(pid: int, start: int) -> None:
     """An orphan that did not even exit (no zombie yet) is ended, so nothing of ours lives on."""
-    stat = linux.read_stat(pid)
-    if stat is not None and stat[1] != "Z" and linux.start_time(pid) == start:
+    stat = procfs.read_stat(pid)
+    if stat is not None and stat.state != "Z" and stat.starttime == start:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
@@ -597,11 +596,11 @@ def _ancestors() -> list[tuple[int, int]]:
     chain = []
     pid = os.getppid()
     while pid > 0 and len(chain) < 4096:
-        start, stat = linux.start_time(pid), linux.read_stat(pid)
-        if start is None or stat is None:
+        stat = procfs.read_stat(pid)
+        if stat is None:
             break
-        chain.append((pid, start))
-        pid = stat[2]
+        chain.append((pid, stat.starttime))
+        pid = stat.ppid
     return chain
 
 
@@ -624,7 +623,7 @@ def cached_adopter(entries: dict[str, dict]) -> dict | None:
 
 def _below(adopter_pid: int) -> list[list[int]]:
     """Us and our ancestors under the adopter: none of them was a subreaper just now."""
-    chain = [(os.getpid(), linux.start_time(os.getpid()))]
+    chain = [(os.getpid(), procfs.start_time(os.getpid()))]
     for pid, start in _ancestors():
         if pid == adopter_pid:
             return [list(p) for p in chain]

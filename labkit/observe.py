@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import psutil
 
-from labkit import linux
+from labkit import procfs
 from labkit.errors import LabClosedError, ProcUnreadable
 
 # /proc/PID/stat state letters (proc(5)) to the names psutil gives them on Linux (a test checks
@@ -56,7 +56,7 @@ def read_table() -> dict[int, tuple[int, str, str]]:
     """Every process on the machine: pid -> (ppid, state letter, comm), from /proc/PID/stat.
 
     Raises ProcUnreadable when /proc cannot be read for any reason but a process gone or
-    hidden (linux.GONE, linux.HIDDEN): EMFILE is no exit, and a table missing processes is
+    hidden (procfs.absent): EMFILE is no exit, and a table missing processes is
     worse than none.
     """
     table = {}
@@ -89,17 +89,14 @@ def _proc_names() -> list[str]:
 
 def _skip_or_raise(exc: OSError, path: str) -> None:
     """Return if `exc` says the process is gone or hidden; raise ProcUnreadable otherwise."""
-    if exc.errno in linux.GONE or exc.errno in linux.HIDDEN:
+    if procfs.absent(exc):
         return
     raise ProcUnreadable.about(exc, path) from exc
 
 
 def _parse_stat(data: bytes) -> tuple[int, str, str]:
-    # comm is in parentheses and may contain ') ': fields resume after the last ')'.
-    rpar = data.rfind(b")")
-    end = data.find(b" ", rpar + 4)
-    return (int(data[rpar + 4:end]), chr(data[rpar + 2]),
-            data[data.find(b"(") + 1:rpar].decode(errors="replace"))
+    stat = procfs.parse_stat(data)
+    return stat.ppid, stat.state, stat.comm
 
 
 class ProcReader:
@@ -444,7 +441,7 @@ class Recorder:
     def _take(self) -> None:
         try:
             snap = self._sample()
-            in_use = linux.tasks_in_use()
+            in_use = procfs.tasks_in_use()
         except LabClosedError:  # the lab closed under us: the series simply ends
             self._stop.set()
             return
@@ -489,13 +486,10 @@ def namespace_pid(pid: int) -> int | None:
 
     None if the process is gone or hidden; ProcUnreadable for any other error (EMFILE)."""
     try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"NSpid:"):
-                    return int(line.split()[-1])
+        found = procfs.nspid(pid)
     except OSError as exc:
-        _skip_or_raise(exc, f"/proc/{pid}/status")
-    return None
+        raise ProcUnreadable.about(exc, f"/proc/{pid}/status") from exc
+    return found[-1] if found else None
 
 
 def with_namespace_pids(snap: Snapshot, reader: ProcReader | None = None) -> Snapshot:

@@ -35,7 +35,6 @@ reap, stop); the lab's options follow it.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import resource
@@ -43,7 +42,7 @@ import signal
 import sys
 import time
 
-from labkit import __version__, linux
+from labkit import __version__, linux, procfs
 
 USAGE = (
     "usage: python -m labkit.pause [-v] [--subreaper] [--no-reap] [--events PATH|fd:N]\n"
@@ -394,8 +393,8 @@ def drain(init: Pause) -> None:
     The child command runs in its own process group, and a group kill cannot be outrun by
     fork (the kernel makes a forking member take the pending signal first), so one killpg
     ends the agent, the parents and their children. Whatever left the group (setsid) is
-    found by its PPID chain in /proc, and killed through a pidfd: with --subreaper every
-    orphan comes back to us.
+    found by its PPID chain in /proc (labkit.procfs), and killed through a pidfd: with
+    --subreaper every orphan comes back to us.
     """
     if init.child is not None:
         try:
@@ -405,7 +404,7 @@ def drain(init: Pause) -> None:
     deadline = time.monotonic() + DRAIN_SECONDS
     while True:
         init.reap(everyone=True)
-        left = linux.descendants(os.getpid())
+        left = procfs.descendants(os.getpid())
         if not left:
             return
         if time.monotonic() > deadline:
@@ -422,53 +421,10 @@ def kill_descendant(pid: int, family: set[int]) -> bool:
     """SIGKILL `pid`, found in a /proc scan whose PIDs (and ours) are `family`; whether it was.
 
     Between the scan and the kill the process may exit, be reaped by its parent, and its PID go
-    to a stranger. A pidfd names one process for good (pidfd_open(2), Linux >= 5.3): opened,
-    then checked (its parent, read now, is one of `family`), then signalled, it reaches that
-    process or, if it has died since, nobody (ESRCH). Without pidfds the PID is all there is.
+    to a stranger: procfs.kill checks the parent (one of `family`) through a pidfd, so the signal
+    reaches that process or nobody.
     """
-    try:
-        fd = open_descendant(pid, family)
-    except OSError as exc:
-        # No pidfds: ENOSYS (Linux < 5.3), or EPERM from a seccomp filter older than them. Any
-        # other error (EMFILE...) is left to the drain's next round.
-        if exc.errno not in (errno.ENOSYS, errno.EPERM) or not in_family(pid, family):
-            return False
-        try:
-            os.kill(pid, signal.SIGKILL)
-            return True
-        except (ProcessLookupError, PermissionError):
-            return False
-    return fd is not None and kill_pidfd(fd)
-
-
-def in_family(pid: int, family: set[int]) -> bool:
-    stat = linux.read_stat(pid)
-    return stat is not None and stat[2] in family
-
-
-def open_descendant(pid: int, family: set[int]) -> int | None:
-    """A pidfd for `pid` if, once it is open, its parent is one of `family`; None if not, or if
-    `pid` is gone. OSError (ENOSYS) where the kernel has no pidfd_open."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return None
-    # Read after the open: if the pidfd's process still exists, these are its /proc files.
-    if in_family(pid, family):
-        return fd
-    os.close(fd)
-    return None
-
-
-def kill_pidfd(fd: int) -> bool:
-    """SIGKILL the process behind pidfd `fd` (closed here); False if it is gone (reaped)."""
-    try:
-        signal.pidfd_send_signal(fd, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return False
-    finally:
-        os.close(fd)
-    return True
+    return procfs.kill(pid, signal.SIGKILL, lambda stat: stat.ppid in family)
 
 
 if __name__ == "__main__":

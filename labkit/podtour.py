@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from labkit import linux
+from labkit import procfs
 from labkit.container import STOP_TIMEOUT, wait_until
 from labkit.errors import LabError, NamespaceUnavailable
 from labkit.lab import read_events
@@ -60,7 +60,7 @@ def unshare_box() -> dict:
 def _member_pids(pod: Pod, n: int) -> list[int]:
     """Host PIDs of `n` sleeping members started now (they end when the pod closes)."""
     members = [pod.start(["sleep", "300"]) for _ in range(n)]
-    return [linux.children(proc.pid)[0] for proc in members]
+    return [procfs.children(proc.pid)[0] for proc in members]
 
 
 def _stop(pod: Pod) -> None:
@@ -234,8 +234,8 @@ def subreaper_pod() -> dict:
                                  stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             orphan = wait_until(lambda: _read_pid(said), "member 1 naming its background sleep")
-            kids = wait_until(lambda: (k := linux.children(pause.pid)) and len(k) == 2 and
-                              all(linux.read_stat(c)[0] == "sleep" for c in k) and k,
+            kids = wait_until(lambda: (k := procfs.children(pause.pid)) and len(k) == 2 and
+                              all(procfs.read_stat(c).comm == "sleep" for c in k) and k,
                               "the pause holding member 2 and the orphan")
             shared = all(os.readlink(f"/proc/{pause.pid}/ns/{kind}") ==
                          os.readlink(f"/proc/self/ns/{kind}") for kind in KINDS)

@@ -19,7 +19,7 @@ import select
 import signal
 import sys
 
-from labkit import linux
+from labkit import linux, procfs
 
 USAGE = ("usage: python -m labkit.probe orphan FD | subreaper | userns | pidns [--user]"
          " | procmount [--user]\n")
@@ -41,7 +41,7 @@ def orphan(fd: int) -> dict:
     pid = os.fork()
     if pid == 0:
         _orphan_life(fd)
-    return {"ok": True, "pid": pid, "start": linux.start_time(pid)}
+    return {"ok": True, "pid": pid, "start": procfs.start_time(pid)}
 
 
 def _orphan_life(fd: int) -> None:

@@ -34,7 +34,6 @@ import base64
 import bisect
 import html
 import io
-import os
 import signal
 import time
 import weakref
@@ -44,9 +43,9 @@ from typing import Any
 import ipywidgets as w
 from matplotlib.figure import Figure
 
-from labkit import checks, linux, plot
+from labkit import checks, plot, procfs
 from labkit.errors import CapacityError, LabClosedError, LabError
-from labkit.lab import Lab, Parent, ReapEvent
+from labkit.lab import KillReport, Lab, Parent, ReapEvent
 from labkit.observe import ZOMBIE, Series, Snapshot
 from labkit.parent import POLICIES
 
@@ -271,7 +270,7 @@ class Dashboard:
             self.stop()
             return None
         self.snapshot = snap
-        self.series.add(snap, linux.tasks_in_use())
+        self.series.add(snap, procfs.tasks_in_use())
         if self.series.times[-1] - self.series.times[0] > 2 * self.window:
             self.series = _last(self.series, self.window)  # keep memory and drawing bounded
         self._update_buttons(snap)
@@ -386,20 +385,22 @@ class Dashboard:
                    ", which does not reap (reap=False): its zombies stay"))
 
     def _kill(self) -> str:
-        snap = self.lab.snapshot()
-        zombies = snap.zombies
+        zombies = self.lab.snapshot().zombies
         if not zombies:
             raise LabError("there is no zombie to kill right now")
         mine = [z for z in zombies if self.parent is not None and z.ppid == self.parent.pid]
         z = (mine or zombies)[0]
-        sent = _sigkill_zombie(z.pid, z.ppid)
+        try:
+            done = self.lab.kill_zombie(z.pid)
+        except LabError:  # reaped since the snapshot: no longer a zombie of the lab
+            done = KillReport(z.pid, z.ns_pid, z.ppid, sent=False, still_zombie=False)
         self.last_killed = z.pid
         self._mark(f"kill -9 {z.pid}")
         inside = f" (PID {z.ns_pid} inside the lab)" if z.ns_pid != z.pid else ""
-        if not sent:
+        if not done.sent:
             return (f"PID {z.pid}{inside} was reaped just before kill -9 could reach it; "
                     "nothing was sent")
-        if _state(z.pid) == "Z":
+        if done.still_zombie:
             return (f"kill -9 sent to PID {z.pid}{inside}: it is still a zombie — only wait() "
                     f"removes it (by its parent {z.ppid}, or by the lab root once that parent "
                     "exits)")
@@ -602,51 +603,6 @@ def _last(series: Series, seconds: float) -> Series:
     return Series(times=times[i:], counts={k: v[i:] for k, v in series.counts.items()},
                   total=series.total[i:], pids_in_use=series.pids_in_use[i:],
                   marks=[m for m in series.marks if m[0] >= times[i]], start=series.start)
-
-
-def _state(pid: int) -> str | None:
-    """The state letter in /proc/PID/stat (proc(5)), or None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return chr(data[data.rfind(b")") + 2])
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return int(data[data.rfind(b")") + 4:].split(b" ", 1)[0])
-
-
-def _sigkill_zombie(pid: int, ppid: int) -> bool:
-    """SIGKILL to `pid` if it still is the zombie we saw; False if it was reaped first.
-
-    Through a pidfd (pidfd_open(2)) where the kernel has them: once we hold it and have checked
-    that it is that zombie, the signal cannot reach another process that reused the PID."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return False
-    except (AttributeError, OSError):  # an old kernel: fall back to kill(2) after the check
-        fd = None
-    try:
-        if _state(pid) != "Z" or _ppid(pid) != ppid:
-            return False
-        if fd is None:
-            os.kill(pid, signal.SIGKILL)
-        else:
-            signal.pidfd_send_signal(fd, signal.SIGKILL)
-        return True
-    except ProcessLookupError:
-        return False
-    finally:
-        if fd is not None:
-            os.close(fd)
 
 
 def _close_tree(widget: w.Widget) -> None:

@@ -7,7 +7,7 @@ import pytest
 from conftest import descendants, wait_until
 
 import labkit
-from labkit import actions
+from labkit import actions, procfs
 from labkit.actions import INIT, ScriptError
 
 
@@ -18,11 +18,7 @@ def lab(request):
         yield lab
 
 
-def proc_state(pid: int) -> str:
-    """The state letter of /proc/PID/stat (what ps shows in STAT)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    return chr(data[data.rfind(b")") + 2])
+proc_state = procfs.state  # the state letter of /proc/PID/stat (what ps shows in STAT)
 
 
 def lab_is_bare(lab: labkit.Lab) -> bool:

@@ -22,7 +22,7 @@ from conftest import reap_adopted, wait_until
 
 import labkit
 from labkit import lab as lab_module
-from labkit import linux
+from labkit import linux, procfs
 
 pytestmark = pytest.mark.user  # what a user may kill, sweep and reap differs from root's
 
@@ -127,7 +127,7 @@ def test_a_lab_dropped_without_close_is_closed_by_the_garbage_collector():
 def still_there(procs: dict[int, int | None]) -> list[int]:
     """Those of `procs` (PID: start time) that still hold their PID, alive or as zombies; a PID
     now held by a newer process (another start time) is not ours."""
-    return [pid for pid, start in procs.items() if linux.start_time(pid) == start]
+    return [pid for pid, start in procs.items() if procfs.start_time(pid) == start]
 
 
 @pytest.mark.parametrize("mode", ["subreaper", "pid-namespace"])
@@ -141,13 +141,13 @@ def test_closing_a_lab_whose_root_was_sigkilled_kills_and_reaps_every_lab_proces
     below = [p for p in snap.pids if p != lab.root_pid]
     assert set(sleepers) <= set(below)
     assert {os.getpgid(p) for p in below} == {lab.agent_pid}
-    procs = {pid: linux.start_time(pid) for pid in snap.pids}
+    procs = {pid: procfs.start_time(pid) for pid in snap.pids}
     os.kill(lab.root_pid, signal.SIGKILL)
     lab.close()
     # No reap_adopted() here: this process is a subreaper (conftest) and must not be the one
     # that makes the lab's zombies go away; Binder's PID 1 would never reap them.
     assert wait_until(lambda: not still_there(procs), 5.0), [
-        f"{pid} {linux.read_stat(pid)}" for pid in still_there(procs)]
+        f"{pid} {procfs.read_stat(pid)}" for pid in still_there(procs)]
 
 
 # --- what a killed kernel leaves: folders and cgroups, swept by the next lab -------------------

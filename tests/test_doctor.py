@@ -21,7 +21,7 @@ import pytest
 from conftest import wait_until
 
 import labkit
-from labkit import linux, machine, probe
+from labkit import machine, probe, procfs
 from labkit.machine import LABELS
 
 pytestmark = pytest.mark.user  # the doctor reports what this user may do
@@ -103,8 +103,7 @@ def holding_open_files(n: int = 1100):
 
 
 def state_of(pid: int) -> str | None:
-    stat = linux.read_stat(pid)
-    return None if stat is None else stat[1]
+    return procfs.state(pid)
 
 
 def test_the_orphan_s_wait_takes_a_descriptor_above_1024():
@@ -138,7 +137,7 @@ def test_the_doctor_s_orphan_lives_until_eof_while_a_big_lab_holds_many_files():
             # Waiting for EOF it sleeps (S); an orphan that failed to wait exits instead.
             assert wait_until(lambda: state_of(pid) in ("S", "Z", None), 5.0)
             assert state_of(pid) == "S"
-            assert linux.read_stat(pid)[2] == os.getpid()  # adopted by us, the subreaper
+            assert procfs.read_stat(pid).ppid == os.getpid()  # adopted by us, the subreaper
         finally:
             os.close(wfd)
     assert wait_until(lambda: state_of(pid) == "Z", 5.0)
@@ -186,7 +185,7 @@ def test_kernel_privileges_and_limits_are_this_process_s_own(report):
     assert report["rlimit_nproc"]["hard"] == (None if hard == resource.RLIM_INFINITY else hard)
     if os.getuid() == 0 and not report["user"]["user_namespace"]:
         assert not report["rlimit_nproc"]["binds"]  # kernel/fork.c exempts real root
-    assert report["pids"]["pid_max"] == linux.pid_max()
+    assert report["pids"]["pid_max"] == procfs.pid_max()
 
 
 def test_subreaper_is_allowed(report):

@@ -12,7 +12,7 @@ import pytest
 from conftest import wait_until
 
 import labkit
-from labkit import observe
+from labkit import observe, procfs
 
 pytestmark = pytest.mark.user  # a PID-namespace lab needs a user namespace when not root
 
@@ -76,6 +76,35 @@ def test_a_parent_that_never_waits_keeps_every_child_as_a_zombie(lab):
     assert ps_zombies_of(parent.pid) == 0
 
 
+def test_kill_9_on_a_zombie_is_sent_and_leaves_it_a_zombie_until_its_parent_waits(lab):
+    """A zombie has already exited: SIGKILL reaches it (through a pidfd) and changes nothing;
+    only its parent's wait() removes it (wait(2), signal(7))."""
+    parent = lab.parent(policy="none")
+    pids = parent.fork(2)
+    assert wait_until(lambda: len(lab.snapshot().zombies) == 2, 10), "no zombies appeared"
+    report = lab.kill_zombie(pids[1])
+    assert (report.pid, report.ppid, report.sent, report.still_zombie) == (
+        pids[1], parent.pid, True, True)
+    inside = {p.pid: p.ns_pid for p in lab.snapshot().procs}
+    assert procfs.state(pids[1]) == "Z" and report.ns_pid == inside[pids[1]]
+    first = lab.kill_zombie()  # no PID: the first zombie of the lab
+    assert first.pid in pids and first.sent and first.still_zombie
+    assert parent.reap() == 2
+    assert lab.snapshot().zombies == []
+
+
+def test_kill_9_refuses_what_is_not_a_zombie_of_the_lab(lab):
+    parent = lab.parent(policy="none")
+    with pytest.raises(labkit.LabError, match="no zombie to kill"):
+        lab.kill_zombie()
+    with pytest.raises(labkit.LabError, match=f"PID {parent.pid} is not a zombie of this lab"):
+        lab.kill_zombie(parent.pid)  # alive: kill -9 would kill it, which is not this button
+    for bad, error in ((0, ValueError), ("1", TypeError), (True, TypeError)):
+        with pytest.raises(error, match="pid"):
+            lab.kill_zombie(bad)
+    assert parent.alive and procfs.state(parent.pid) != "Z"
+
+
 @pytest.mark.parametrize("policy", ["wait", "sigchld", "ignore"])
 def test_reaping_policies_leave_no_zombie_after_a_burst_of_500(lab, policy):
     parent = lab.parent(policy=policy)
@@ -86,9 +115,7 @@ def test_reaping_policies_leave_no_zombie_after_a_burst_of_500(lab, policy):
     assert ps_zombies_of(parent.pid) == 0
 
 
-def state_letter(pid: int) -> str:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
+state_letter = procfs.state
 
 
 def test_a_sigchld_handler_that_waits_once_leaves_zombies_behind(lab):

@@ -16,7 +16,7 @@ import resource
 import pytest
 
 import labkit
-from labkit import ProcUnreadable, linux, observe
+from labkit import ProcUnreadable, observe, procfs
 
 pytestmark = pytest.mark.user  # labs of both kinds, and RLIMIT_NOFILE, as this user has them
 
@@ -118,17 +118,17 @@ def test_reading_one_process_with_no_descriptor_left_is_an_error_not_a_process_g
     not pass for that."""
     me = os.getpid()
     with descriptors_left(0):
-        for read in (linux.read_stat, linux.start_time):
+        for read in (procfs.read_stat, procfs.start_time):
             with pytest.raises(OSError) as caught:
                 read(me)
             assert caught.value.errno == errno.EMFILE
         with pytest.raises(ProcUnreadable) as caught:
             observe.namespace_pid(me)
     assert caught.value.errno == errno.EMFILE
-    assert linux.read_stat(me) is not None and observe.namespace_pid(me) == me
+    assert procfs.read_stat(me) is not None and observe.namespace_pid(me) == me
 
 
 def test_a_process_that_is_gone_still_reads_as_gone():
-    never = linux.pid_max() + 1  # above every PID the kernel hands out: /proc has no such entry
-    assert linux.read_stat(never) is None and linux.start_time(never) is None
-    assert observe.namespace_pid(never) is None and linux.children(never) == []
+    never = procfs.pid_max() + 1  # above every PID the kernel hands out: /proc has no such entry
+    assert procfs.read_stat(never) is None and procfs.start_time(never) is None
+    assert observe.namespace_pid(never) is None and procfs.children(never) == []

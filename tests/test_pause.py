@@ -32,7 +32,7 @@ import pytest
 from conftest import reap_adopted, wait_until
 
 import labkit
-from labkit import pause
+from labkit import pause, procfs
 
 pytestmark = pytest.mark.user  # PID 1 of a namespace: through a user namespace when not root
 
@@ -62,43 +62,16 @@ def child_env() -> dict[str, str]:
     return env
 
 
-# --- /proc, read here rather than through labkit (the oracle stays independent) ------------------
+# --- /proc, read through labkit.procfs (test_init_peers.py keeps an independent reader) ---------
 
-def proc_stat(pid: int) -> list[str] | None:
-    """Fields 3.. of /proc/PID/stat (state first), or None if the process is gone.
-
-    comm is in parentheses and may hold spaces, so the rest is split after the last ')'.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rfind(b")") + 2:].decode().split()
-
-
-def state(pid: int) -> str | None:
-    fields = proc_stat(pid)
-    return fields[0] if fields else None
+state, start_time, children_of, all_pids = (
+    procfs.state, procfs.start_time, procfs.children, procfs.all_pids)
+proc_status = procfs.status
 
 
 def ppid_of(pid: int) -> int | None:
-    fields = proc_stat(pid)
-    return int(fields[1]) if fields else None
-
-
-def start_time(pid: int) -> int | None:
-    fields = proc_stat(pid)
-    return int(fields[19]) if fields else None  # field 22: starttime, in clock ticks after boot
-
-
-def proc_status(pid: int) -> dict[str, str] | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+    stat = procfs.read_stat(pid)
+    return stat.ppid if stat else None
 
 
 def cmdline(pid: int) -> list[str]:
@@ -109,27 +82,10 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
-def children_of(pid: int) -> list[int]:
-    """Children of pid (single-threaded processes), zombies included."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except FileNotFoundError:  # a kernel without CONFIG_PROC_CHILDREN: scan
-        return [p for p in all_pids() if ppid_of(p) == pid]
-
-
-def all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
 def zombies_of(parent: int) -> list[int]:
     """Every process in state Z whose PPID is `parent`, from a scan of the whole /proc."""
-    found = []
-    for pid in all_pids():
-        fields = proc_stat(pid)
-        if fields and fields[0] == "Z" and int(fields[1]) == parent:
-            found.append(pid)
-    return found
+    return [pid for pid in all_pids()
+            if (stat := procfs.read_stat(pid)) and stat.state == "Z" and stat.ppid == parent]
 
 
 def identities(pids) -> dict[int, int]:
@@ -787,13 +743,11 @@ def test_events_destination_that_cannot_be_opened_exits_66(dest, tmp_path):
 # reaps its own background jobs while it runs, so the zombie would not survive to the exec.)
 ZOMBIE_THEN_EXEC = textwrap.dedent("""
     import os, signal, sys, time
+    from labkit import procfs
     pid = os.fork()
     if pid == 0:
         os._exit(0)
-    while True:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                break
+    while procfs.state(pid) != "Z":
         time.sleep(0.001)
     if signal.SIGCHLD in signal.sigpending():
         sys.exit("SIGCHLD is pending: the pause would be told, and the test would prove nothing")
@@ -928,7 +882,7 @@ def test_drain_stops_at_once_on_a_second_sigterm_the_command_ignored(cleanup):
 # reused for certain, not by luck. Prints what it saw, as JSON.
 REUSE_SCRIPT = textwrap.dedent("""
     import json, os, signal, time
-    from labkit import linux, pause
+    from labkit import pause, procfs
 
     def sleeper():
         pid = os.fork()
@@ -950,13 +904,13 @@ REUSE_SCRIPT = textwrap.dedent("""
     me, seen = os.getpid(), {}
     # 1. The pidfd is opened; then its process dies, is reaped, and a new child gets its PID.
     old = sleeper()
-    fd = pause.open_descendant(old, {me})
+    fd = procfs.open_checked(old, lambda stat: stat.ppid == me)
     seen["opened"] = fd is not None
     gone(old)
     next_pid_is(old)
     new = sleeper()
     seen["reused"] = new == old
-    seen["sent"] = pause.kill_pidfd(fd)
+    seen["sent"] = procfs.signal_pidfd(fd, signal.SIGKILL)
     os.kill(new, signal.SIGTERM)
     seen["new_ended_by"] = killer(os.waitpid(new, 0)[1])
     # 2. The scan saw `old`; before the kill, it died, was reaped, and a stranger (the child of
@@ -971,7 +925,7 @@ REUSE_SCRIPT = textwrap.dedent("""
         os._exit(-os.waitstatus_to_exitcode(os.waitpid(sleeper(), 0)[1]))
     next_pid_is(old)
     os.write(w, b"go")
-    while (linux.read_stat(old) or ("", "", 0))[2] != middle:
+    while (procfs.read_stat(old) or procfs.Stat(0, "", "", 0, 0, 0, None)).ppid != middle:
         time.sleep(0.001)
     seen["killed"] = pause.kill_descendant(old, family)
     os.kill(old, signal.SIGTERM)

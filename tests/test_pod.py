@@ -21,7 +21,7 @@ import pytest
 from conftest import wait_until
 
 import labkit
-from labkit import linux, nsenter, unshare
+from labkit import linux, nsenter, procfs, unshare
 from labkit.lab import PACKAGE_DIR
 from labkit.observe import namespace_pid
 from labkit.pod import launcher_error
@@ -114,7 +114,7 @@ def test_members_talk_over_the_pods_loopback_which_the_host_cannot_reach(pod):
 
 def test_ps_inside_shows_the_pause_as_pid_1_and_every_member(pod):
     member = pod.start(["sleep", "30"])
-    [inside] = linux.children(member.pid)  # the member: nsenter's child, in the pod
+    [inside] = procfs.children(member.pid)  # the member: nsenter's child, in the pod
     rows = ps_rows(pod.ps())
     assert rows[0] == {"pid": 1, "ppid": 0, "stat": rows[0]["stat"], "comm": "pause"}
     sleeper = {"pid": namespace_pid(inside), "ppid": 0, "comm": "sleep"}
@@ -130,7 +130,7 @@ def test_each_member_has_a_mount_namespace_of_its_own_as_each_container_of_a_pod
     Both members live at once: a freed namespace's inode number may be given to the next."""
     first, second = (os.readlink(f"/proc/{member}/ns/mnt") for proc in
                      (pod.start(["sleep", "30"]), pod.start(["sleep", "30"]))
-                     for member in linux.children(proc.pid))
+                     for member in procfs.children(proc.pid))
     pause = os.readlink(f"/proc/{pod.pid}/ns/mnt")
     ours = os.readlink("/proc/self/ns/mnt")
     assert len({first, second, pause, ours}) == 4, (first, second, pause, ours)
@@ -176,9 +176,9 @@ def test_a_members_orphan_is_adopted_and_reaped_by_the_pods_pause(pod, tmp_path)
     assert done.returncode == 0, done.stderr
     orphan = int(done.stdout)  # its PID inside the pod
     stat = pod.run(["cat", f"/proc/{orphan}/stat"]).stdout  # seen from inside
-    assert stat.rsplit(")", 1)[1].split()[1] == "1"  # its PPID: 1, the pause
+    assert procfs.parse_stat(stat.encode()).ppid == 1  # its PPID: 1, the pause
     # From the host: the pause's child, whose PID in the pod is `orphan`.
-    assert [namespace_pid(c) for c in linux.children(pod.pid)] == [orphan]
+    assert [namespace_pid(c) for c in procfs.children(pod.pid)] == [orphan]
     go.touch()
     reaped = wait_until(lambda: [e for e in pod.events if e.ns_pid == orphan], 10)
     assert [(e.ns_pid, e.status) for e in reaped] == [(orphan, 7)]
@@ -192,10 +192,10 @@ def test_a_member_whose_nsenter_dies_is_adopted_outside_the_pod(pod):
     (kernel/exit.c, find_child_reaper), and a member's parent is outside: so the member goes
     to the nearest reaper out here (pytest is a child subreaper), not to the pod's PID 1."""
     member = pod.start(["sleep", "30"])
-    [inside] = linux.children(member.pid)
+    [inside] = procfs.children(member.pid)
     member.kill()  # SIGKILL cannot be passed on: nsenter dies, the member lives
     member.wait()
-    assert wait_until(lambda: linux.read_stat(inside)[2] == os.getpid(), 10)
+    assert wait_until(lambda: procfs.read_stat(inside).ppid == os.getpid(), 10)
     assert namespace_pid(inside) != inside  # still a process of the pod's PID namespace
     os.kill(inside, signal.SIGKILL)
     os.waitpid(inside, 0)  # ours to reap now; the pod's exit would wait for this zombie
@@ -215,7 +215,7 @@ def test_closing_the_pod_stops_each_member_then_the_pause_as_a_kubelet_does():
     assert read_line(stubborn, 10) == "ready\n"
     sleeper = pod.start(["sleep", "60"])
     pids = [pod.pid, pod.launcher_pid, stubborn.pid, sleeper.pid]
-    pids += linux.children(stubborn.pid) + linux.children(sleeper.pid)
+    pids += procfs.children(stubborn.pid) + procfs.children(sleeper.pid)
     assert len(pids) == 6
     pod.close(grace=0.5)
     assert (sleeper.returncode, stubborn.returncode) == (128 + 15, 128 + 9)

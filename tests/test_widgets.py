@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from nbclient import NotebookClient
 
 import labkit
+from labkit import procfs
 from labkit.widgets import Dashboard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,13 +34,7 @@ def ps_zombies_of(ppid: int) -> int:
     return sum(1 for line in out.split() if line.startswith("Z"))
 
 
-def state_letter(pid: int) -> str | None:
-    """The state in /proc/PID/stat (proc(5)); None if there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
+state_letter = procfs.state  # the state in /proc/PID/stat (proc(5)); None if there is none
 
 
 def zombies_shown(dash: Dashboard, n: int, timeout: float = 5.0) -> bool:
