@@ -392,7 +392,7 @@ def test_every_notebook_runs_headless_where_namespaces_are_denied(kernel_under_t
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     # On Binder no lesson may vanish: the nearest real thing runs, the rest is a labelled
-    # recording (docs/recorded/), never a "Skipped".
+    # recording (labkit/recordings/), never a "Skipped".
     said = [line for o in outputs for line in (o.get("text", "") + json.dumps(
         o.get("data", {}))).splitlines() if "skipped" in line.lower()]
     assert not said, said[:3]
