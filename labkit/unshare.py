@@ -41,6 +41,9 @@ EXIT_MOUNT_PROC = 83
 EXIT_HOSTNAME = 84
 EXIT_LOOPBACK = 85
 EXIT_EXEC = 127
+# The codes of a namespace, ID map or /proc mount the kernel refused: the nearest real thing
+# (a subreaper lab) still works.
+REFUSED = (EXIT_USER_NS, EXIT_NAMESPACES, EXIT_MOUNT_PROC)
 
 
 class Failure(Exception):
