@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,12 @@ def test_the_check_catches_a_module_from_outside_the_standard_library():
 
     site = psutil.__file__.rsplit("/psutil/", 1)[0]
     assert "psutil" in breaches("import psutil", {"PYTHONPATH": site})
+
+
+def test_only_labkit_programs_spells_out_how_a_lab_program_starts():
+    # One place for a program's command line and PYTHONPATH, so that a change to either is
+    # made once (labkit.programs); the others call it.
+    package = Path(programs.__file__).parent
+    spelled = [path.name for path in sorted(package.glob("*.py")) if path.name != "programs.py"
+               and any(words in path.read_text() for words in ('"PYTHONPATH"', '"-m", "labkit.'))]
+    assert spelled == []
