@@ -14,9 +14,7 @@ import signal
 
 # prctl(2) options (include/uapi/linux/prctl.h).
 PR_SET_PDEATHSIG = 1
-PR_GET_PDEATHSIG = 2
 PR_SET_NAME = 15
-PR_GET_NAME = 16
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 
