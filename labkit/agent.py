@@ -18,7 +18,7 @@ import select
 import signal
 import sys
 
-from labkit import linux, parent
+from labkit import linux, parent, procfs, programs
 from labkit.wire import Channel
 
 
@@ -74,10 +74,9 @@ class Agent:
         up_r, up_w = os.pipe()
         os.set_inheritable(down_r, True)
         os.set_inheritable(up_w, True)
-        program = "from labkit.parent import main; main()"
+        argv = programs.parent(down_r, up_w, policy)
         try:
-            pid = os.posix_spawn(sys.executable, [sys.executable, "-S", "-c", program,
-                                 str(down_r), str(up_w), policy], os.environ)
+            pid = os.posix_spawn(argv[0], argv, os.environ)
         except OSError as exc:
             for fd in (down_r, down_w, up_r, up_w):
                 os.close(fd)
@@ -107,10 +106,9 @@ class Agent:
         """Start the first actor of labkit.actions (labkit.actor): a bare interpreter that forks
         it and exits at once, so the actor is an orphan adopted by the lab root. It connects to
         the kernel's socket at `address` by itself; we only wait for the launcher."""
-        program = "from labkit.actor import main; main()"
+        argv = programs.actor(address, name)
         try:
-            pid = os.posix_spawn(sys.executable, [sys.executable, "-S", "-c", program, address,
-                                 name], os.environ, setsigdef=(signal.SIGCHLD,))
+            pid = os.posix_spawn(argv[0], argv, os.environ, setsigdef=(signal.SIGCHLD,))
         except OSError as exc:
             return {"ok": False, "errno": exc.errno, "error": os.strerror(exc.errno)}
         code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
@@ -187,8 +185,8 @@ class Agent:
         signal.signal(signal.SIGCHLD, lambda signo, frame: None)
         signal.set_wakeup_fd(wake_w)
         me = parent.host_pid()
-        root = os.getppid() if parent.host_proc() is None else linux.read_stat(
-            me, proc=parent.host_proc())[2]
+        root = os.getppid() if parent.host_proc() is None else procfs.read_stat(
+            me, proc=parent.host_proc()).ppid
         self.kernel.send({"ok": True, "agent": me, "root": root, "ns_pid": os.getpid()})
         while True:
             if not self.kernel.has_line():

@@ -45,10 +45,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from labkit import linux, procfs
+from labkit import linux, procfs, programs
 from labkit.errors import LabError
 
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHECKS = ("exit-code", "killed-by-signal", "orphans", "orphan-storm", "sigterm", "sigint")
 EXIT_CODE = 7                 # what the command of the exit-code check exits with
 ORPHANS = 3
@@ -191,16 +190,6 @@ def grade(init: str | os.PathLike, checks: list[str] | None = None) -> Grade:
 
 # --- one run of the init under the harness -------------------------------------------------
 
-def environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
-    return env
-
-
-def workload(*args: str) -> list[str]:
-    return [sys.executable, "-S", "-m", "labkit.capstone", "workload", *args]
-
-
 def wait_for(predicate, seconds: float, interval: float = 0.01):
     """Poll `predicate` until it is truthy or `seconds` pass; its last value."""
     deadline = time.monotonic() + seconds
@@ -218,14 +207,12 @@ class Run:
     def __init__(self, program: str, command: list[str], workdir: Path) -> None:
         self.workdir = workdir
         self.err_path = workdir / "stderr"
-        argv = [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain",
-                "--owner", str(os.getpid()), "--",
-                sys.executable, "-m", "labkit.capstone", "witness", str(workdir), "--",
-                sys.executable, "-S", program, *command]
+        argv = [*programs.keeper(os.getpid()), "--", *programs.witness(str(workdir)), "--",
+                *programs.bare_python(program, *command)]
         # Files, not pipes: a process the init leaves behind must not hold our reading end.
         with open(workdir / "stdout", "wb") as out, open(self.err_path, "wb") as err:
             self.pause = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                          env=environment(), cwd=workdir,
+                                          env=programs.environment(), cwd=workdir,
                                           start_new_session=True)
         self.pid = self.witness = 0
         self.pidfd: int | None = None
@@ -404,7 +391,7 @@ def storm_size() -> tuple[int, str]:
 
 def orphan_check(name: str, program: str, workdir: Path, count: int) -> Check:
     report_path = workdir / "orphans.json"
-    run = Run(program, workload("orphans", str(report_path), str(count)), workdir)
+    run = Run(program, programs.workload("orphans", str(report_path), str(count)), workdir)
     try:
         return orphan_outcome(name, run, read_report(run, report_path), count)
     finally:
@@ -495,7 +482,7 @@ def check_sigint(program: str, workdir: Path) -> Check:
 
 def signal_check(name: str, program: str, workdir: Path, signo: signal.Signals) -> Check:
     report_path, got_path = workdir / "ready.json", workdir / "received"
-    run = Run(program, workload("signals", str(report_path), str(got_path)), workdir)
+    run = Run(program, programs.workload("signals", str(report_path), str(got_path)), workdir)
     try:
         report = read_report(run, report_path)
         if report is None:

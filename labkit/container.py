@@ -20,18 +20,16 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 
-from labkit import procfs, unshare
+from labkit import procfs, programs, unshare
 from labkit.errors import AgentError, NamespaceUnavailable
 
 START_TIMEOUT = 10.0   # seconds for a process to come up (a slow Binder start)
 STOP_TIMEOUT = 10.0
-PAUSE = [sys.executable, "-m", "labkit.pause"]
-REFUSED = (unshare.EXIT_USER_NS, unshare.EXIT_NAMESPACES, unshare.EXIT_MOUNT_PROC)
+PAUSE = programs.pause()
 TERMINATED = "Shutting down, got signal: Terminated"
 
 # A C init written for this lab that does what the seed's pause.c does, in its own words: the
@@ -82,6 +80,7 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = STAR
 
 
 def _popen(argv: list[str], **kwargs) -> subprocess.Popen:
+    kwargs.setdefault("env", programs.environment())
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, **kwargs)
     _started.append(proc)
     return proc
@@ -105,8 +104,7 @@ def start_pause(argv: list[str] | None = None, ready: Callable[[int], bool] | No
 def unshare_command() -> list[str]:
     """The launcher: a new PID namespace with its own /proc (and, for an ordinary user, first a
     user namespace, the only way it may make the others: user_namespaces(7))."""
-    command = [sys.executable, "-m", "labkit.unshare", "--pid", "--mount-proc"]
-    return command + ([] if os.geteuid() == 0 else ["--user"])
+    return programs.unshare("--pid", "--mount-proc", *([] if os.geteuid() == 0 else ["--user"]))
 
 
 def start_as_pid1(argv: list[str], ready: Callable[[int], bool]) -> tuple[subprocess.Popen, int]:
@@ -119,7 +117,7 @@ def start_as_pid1(argv: list[str], ready: Callable[[int], bool]) -> tuple[subpro
     if launcher.returncode is not None:
         said = launcher.stderr.read().strip()
         launcher.stderr.close()
-        if launcher.returncode in REFUSED:
+        if launcher.returncode in unshare.REFUSED:
             raise NamespaceUnavailable(f"no new PID namespace here: {said}")
         raise AgentError(f"labkit.unshare exited with {launcher.returncode}: {said}")
     return launcher, found

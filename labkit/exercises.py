@@ -32,7 +32,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -40,7 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from labkit import actions, checks, limits, procfs
+from labkit import actions, checks, limits, procfs, programs
 
 STORM = 1000             # children in the reaper's storm
 HANDLER_NAME = "on_sigchld"
@@ -52,7 +51,6 @@ SLEEPER_SECONDS = 2 * SETTLE_SECONDS
 BLOCKED_SECONDS = 0.5    # a handler call longer than this stalled the program
 REAPER_TIMEOUT = 30.0
 RESULT_TAG = "REAPER-RESULT "
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass
@@ -282,14 +280,12 @@ def run_reaper(source: str, name: str, children: int = STORM,
     """Run REAPER_PROGRAM with the handler `name` of `source`: its report (a dict)."""
     config = {"source": source, "name": name, "children": children, "tag": RESULT_TAG,
               "settle": SETTLE_SECONDS, "sleeper": SLEEPER_SECONDS}
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain", "--owner",
-               str(os.getpid()), "--", sys.executable, "-S", "-c", REAPER_PROGRAM,
-               json.dumps(config)]
+    command = [*programs.keeper(os.getpid()), "--",
+               *programs.bare_python("-c", REAPER_PROGRAM, json.dumps(config))]
     # The pause reaps whatever the program orphans; SIGTERM makes it kill and reap them all.
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, env=programs.environment(),
+                            start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

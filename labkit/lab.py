@@ -32,7 +32,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,7 +39,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from labkit import budget, checks, limits, linux, procfs, unshare
+from labkit import budget, checks, limits, linux, procfs, programs, unshare
 from labkit.errors import (
     AgentError,
     BudgetUnavailable,
@@ -65,13 +64,9 @@ from labkit.parent import POLICIES
 from labkit.wire import Channel
 
 MODES = ("auto", "subreaper", "pid-namespace")
-AUTO_TRIES_NAMESPACES = True
-# labkit.unshare's exit codes for a namespace, ID map or /proc mount the kernel refused.
-NAMESPACE_REFUSALS = (unshare.EXIT_USER_NS, unshare.EXIT_NAMESPACES, unshare.EXIT_MOUNT_PROC)
 MAX_LIFETIME = 3600.0   # every child's life is bounded: nothing of a lab outlives an hour
 START_TIMEOUT = 10.0    # seconds for the root and agent to come up (a slow Binder start)
 CLOSE_TIMEOUT = 10.0
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNTIME_PREFIX = "labkit-lab-"  # a lab's folder: + the owner's linux.owner_tag() + "-" + random
 
 
@@ -123,18 +118,16 @@ class _Session:
         self.log_path = os.path.join(self.dir, "root.log")
         to_agent_r, to_agent_w = os.pipe()
         from_agent_r, from_agent_w = os.pipe()
-        agent = [sys.executable, "-m", "labkit.agent", "--fds", f"{to_agent_r},{from_agent_w}"]
-        command = _root_command(mode, reap, self.events_path, budget_options) + ["--"] + agent
-        env = dict(os.environ)
-        env.pop("LABKIT_HOST_PROC_FD", None)  # set by labkit.unshare for the lab inside only
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
+        command = (_root_command(mode, reap, self.events_path, budget_options) + ["--"]
+                   + programs.agent(to_agent_r, from_agent_w))
         try:
             with open(self.log_path, "wb") as log:
                 # A new session: a terminal's Ctrl-C reaches the kernel, which closes the lab,
                 # rather than killing the root behind its back.
                 self.launcher = subprocess.Popen(
                     command, pass_fds=(to_agent_r, from_agent_w), stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=log, env=env, start_new_session=True)
+                    stdout=log, stderr=log, env=programs.environment(),
+                    start_new_session=True)
         except BaseException:
             for fd in (to_agent_r, to_agent_w, from_agent_r, from_agent_w):
                 os.close(fd)
@@ -147,7 +140,7 @@ class _Session:
 
     def know_root(self, pid: int) -> None:
         self.root_pid = pid
-        self.root_pidfd = linux.pidfd_open(pid)
+        self.root_pidfd = procfs.pidfd_open(pid)
 
     def stop_root(self) -> None:
         """SIGTERM to the root itself, so that its drain reports what it reaps (lab.events).
@@ -156,8 +149,8 @@ class _Session:
         if self.root_pid is None:  # never started: stop the launcher, which drains
             self.launcher.terminate()
         elif self.root_pidfd is not None:
-            linux.pidfd_kill(self.root_pidfd, signal.SIGTERM)
-        elif (info := linux.read_stat(self.root_pid)) and info[2] == self.launcher.pid:
+            procfs.pidfd_kill(self.root_pidfd, signal.SIGTERM)
+        elif (info := procfs.read_stat(self.root_pid)) and info.ppid == self.launcher.pid:
             os.kill(self.root_pid, signal.SIGTERM)  # no pidfds (Linux < 5.3): still its child
 
     def close(self) -> int | None:
@@ -197,24 +190,19 @@ def _root_command(mode: str, reap: bool, events: str,
     """The lab root's command line behind its launcher: the pause as a subreaper under the
     keeper, or as PID 1 of a namespace. `budget_options` (--cgroup DIR or --nproc N) put the
     root, not its launcher, under a PID budget before it forks."""
-    pause = [sys.executable, "-m", "labkit.pause", "--drain", "--events", events,
-             *budget_options]
+    pause = programs.pause("--drain", "--events", events, *budget_options)
     if not reap:
         pause.append("--no-reap")
     if mode == "subreaper":
         # The keeper (see the module's docstring) dies with us and drains; the root, its
         # child, gets no --owner: its parent is the keeper, not us.
-        keeper = [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain",
-                  "--owner", str(os.getpid()), "--"]
-        return keeper + pause + ["--subreaper"]
+        return programs.keeper(os.getpid()) + ["--"] + pause + ["--subreaper"]
     # PID 1 of a new PID namespace, in a new user namespace when we are not root (the only way
     # an unprivileged user may create one), with a /proc of its own for `ps` inside. Its
     # launcher dies with us (PR_SET_PDEATHSIG), and takes the namespace with it.
-    unshare = [sys.executable, "-m", "labkit.unshare", "--pid", "--mount-proc",
-               "--owner", str(os.getpid())]
-    if os.geteuid() != 0:
-        unshare.append("--user")
-    return unshare + ["--"] + pause
+    user = ["--user"] if os.geteuid() != 0 else []
+    return programs.unshare("--pid", "--mount-proc", "--owner", str(os.getpid()), *user,
+                            "--", *pause)
 
 
 def sweep_leftovers() -> list[str]:
@@ -288,7 +276,7 @@ class Lab:
         # The mechanism is chosen (a cgroup made) before any process: BudgetUnavailable if none.
         self.budget = None if self.pid_limit is None else budget.plan(self.pid_limit)
         try:
-            if mode == "auto" and AUTO_TRIES_NAMESPACES:
+            if mode == "auto":
                 try:
                     hello = self._start("pid-namespace")
                 except NamespaceUnavailable as exc:
@@ -331,7 +319,7 @@ class Lab:
             code = None
         log = self._session.root_log().strip()
         self._finalizer()
-        if mode == "pid-namespace" and code in NAMESPACE_REFUSALS:
+        if mode == "pid-namespace" and code in unshare.REFUSED:
             said = log.splitlines()[-1] if log else f"labkit.unshare exited with status {code}"
             raise NamespaceUnavailable(
                 f"a PID-namespace lab is not possible here: {said}. What still "

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from labkit import linux, procfs
+from labkit import linux, procfs, programs
 
 SHELL_TIMEOUT = 10.0  # seconds for any one step of the shell story; a step takes milliseconds
 
@@ -200,12 +200,11 @@ def _launcher(shell: str, as_pid1: bool, fd: int) -> list[str]:
     command = [shell, "-c", SHELL_SCRIPT.format(fd=fd)]
     if as_pid1:
         user = [] if os.geteuid() == 0 else ["--user"]  # unprivileged: a user namespace first
-        return [sys.executable, "-m", "labkit.unshare", *user, "--pid", "--mount-proc", "--",
-                *command]
+        return programs.unshare(*user, "--pid", "--mount-proc", "--", *command)
     # pause is a subreaper above the shell: should the shell die early, its children go there
     # and are reaped and drained, never up to a host PID 1 that may not reap.
-    return [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain", "--",
-            sys.executable, "-m", "labkit.lessons", "--subreaper", "--", *command]
+    return programs.pause("--subreaper", "--drain", "--", *programs.lessons_subreaper(), "--",
+                          *command)
 
 
 def _read_line(proc: subprocess.Popen, timeout: float = SHELL_TIMEOUT) -> str:
@@ -253,7 +252,8 @@ def shell_adopts_and_reaps(shell: str = "sh", as_pid1: bool = False) -> ShellSto
     orphan_reads, orphan_ends = os.pipe()  # cat, the orphan, exits when we close our end
     proc = subprocess.Popen(_launcher(path, as_pid1, orphan_reads), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            pass_fds=(orphan_reads,), start_new_session=True)
+                            pass_fds=(orphan_reads,), env=programs.environment(),
+                            start_new_session=True)
     os.close(orphan_reads)
     try:
         if _read_line(proc) != "ready":

@@ -13,14 +13,9 @@ import os
 
 from labkit import procfs
 
-# Kept for the callers not yet moved to labkit.procfs (agent, pod, the lab's session).
-from labkit.procfs import children, pidfd_kill, pidfd_open  # noqa: F401, E402
-
 # prctl(2) options (include/uapi/linux/prctl.h).
 PR_SET_PDEATHSIG = 1
-PR_GET_PDEATHSIG = 2
 PR_SET_NAME = 15
-PR_GET_NAME = 16
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
 
@@ -113,16 +108,6 @@ def setns(fd: int, nstype: int = 0) -> None:
     fn = libc().setns
     fn.argtypes = [ctypes.c_int, ctypes.c_int]
     _check(fn(fd, nstype), "setns")
-
-
-# --- /proc: labkit.procfs reads the process table ------------------------------------------
-
-
-def read_stat(pid: int, proc: int | None = None) -> tuple[str, str, int] | None:
-    """(comm, state letter, ppid) of `pid`, as labkit.procfs.read_stat reads it; None if gone.
-    Kept for the callers not yet moved to procfs.read_stat's named tuple."""
-    stat = procfs.read_stat(pid, proc)
-    return None if stat is None else (stat.comm, stat.state, stat.ppid)
 
 
 def errno_name(err: int) -> str:

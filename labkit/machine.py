@@ -28,12 +28,11 @@ import tempfile
 import time
 from datetime import datetime
 
-from labkit import budget, checks, limits, linux, procfs
+from labkit import budget, checks, limits, linux, procfs, programs
 
 PROBE_TIMEOUT = 5.0   # seconds for one probe; a probe that runs over is killed with its group
 REAP_TIMEOUT = 5.0    # seconds we give the orphan's adopter to reap it
 POLL = 0.005          # seconds between looks at the orphan in /proc
-PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 IDENTITY_MAP = "0 0 4294967295"  # /proc/self/uid_map in the initial user namespace
 
@@ -159,12 +158,10 @@ def run_probe(args: list[str], pass_fds: tuple[int, ...] = (),
     The probe gets a session (and process group) of its own, so that on a timeout or Ctrl-C one
     killpg(2) ends it together with anything it forked.
     """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "labkit.probe", *args], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, pass_fds=pass_fds, env=env,
+            programs.probe(*args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, pass_fds=pass_fds, env=programs.environment(),
             start_new_session=True)
     except OSError as exc:
         return {"ok": False, "error": f"could not start the probe: {exc}"}

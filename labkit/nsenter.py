@@ -47,6 +47,7 @@ import sys
 
 from labkit import linux
 from labkit.pause import on_path
+from labkit.unshare import Failure
 
 USAGE = ("usage: python -m labkit.nsenter --target PID [--user] [--uts] [--ipc] [--net] [--pid]"
          "\n                                [--mount] [--own-mount] [--status-fd N]"
@@ -72,15 +73,6 @@ EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-
-
-class Failure(Exception):
-    """A step the kernel refused: exit code, and what to tell the learner."""
-
-    def __init__(self, code: int, what: str, exc: OSError) -> None:
-        name = linux.errno_name(exc.errno) if exc.errno else "?"
-        super().__init__(f"labkit.nsenter: {what} refused: {name} ({os.strerror(exc.errno or 0)})")
-        self.code = code
 
 
 def parse(argv: list[str]) -> dict:
@@ -262,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             own_mount_namespace()
         return run(opts["command"], status_fd)
     except Failure as exc:
-        report(status_fd, exc.code, str(exc))
+        report(status_fd, exc.code, f"labkit.nsenter: {exc}")
         return exc.code
 
 

@@ -448,11 +448,13 @@ def _lay_out(roots: list[_Node]) -> list[_Node]:
     return order
 
 
-def _ink(face: str) -> str:
-    """Black or white text, whichever reads better on `face` (WCAG relative luminance)."""
+def ink(face: str) -> str:
+    """Black or white text, whichever contrasts more with `face` (WCAG 2 relative luminance
+    and contrast ratio); for the tree's boxes and the dashboard's badges alike."""
     r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
                for c in to_rgb(face))
-    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.18 else "white"
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return "black" if (y + 0.05) / 0.05 >= 1.05 / (y + 0.05) else "white"
 
 
 def _tree_geometry(nodes: list[_Node], rows: int
@@ -489,7 +491,7 @@ def _draw_node(ax: Axes, node: _Node, x: float, font: float) -> Text:
     face = colour(node.state) if node.state is not None else _MIXED
     elided = node.role == "more"
     return ax.text(x, node.row, node.label, ha="left", va="center", fontsize=font,
-                   color=_ink(face), gid=f"node:{node.key}", zorder=3, linespacing=1.2,
+                   color=ink(face), gid=f"node:{node.key}", zorder=3, linespacing=1.2,
                    bbox={"boxstyle": f"round,pad={_BOX_PAD}", "facecolor": face,
                          "edgecolor": "#555555" if elided else "black",
                          "linestyle": "--" if elided else "-",

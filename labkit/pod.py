@@ -29,16 +29,15 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Sequence
 
-from labkit import checks, linux, nsenter, unshare
+from labkit import checks, nsenter, procfs, programs, unshare
 from labkit.errors import AgentError, LabClosedError, LabError, NamespaceUnavailable
-from labkit.lab import PACKAGE_DIR, ReapEvent, read_events
+from labkit.lab import ReapEvent, read_events
 
 START_TIMEOUT = 10.0   # seconds for the pause, or a member, to come up (a slow Binder start)
 CLOSE_TIMEOUT = 10.0
@@ -48,8 +47,7 @@ MAX_TIMEOUT = 3600.0
 HOSTNAME = re.compile(r"[A-Za-z0-9.-]{1,64}")  # 64: HOST_NAME_MAX, the UTS field (uname(2))
 # labkit.unshare's exit codes for a step the kernel refused: a namespace, its ID maps, the
 # /proc mount, the hostname, the loopback.
-REFUSED = (unshare.EXIT_USER_NS, unshare.EXIT_NAMESPACES, unshare.EXIT_MOUNT_PROC,
-           unshare.EXIT_HOSTNAME, unshare.EXIT_LOOPBACK)
+REFUSED = (*unshare.REFUSED, unshare.EXIT_HOSTNAME, unshare.EXIT_LOOPBACK)
 STILL_WORKS = ("What still works: a Lab in subreaper mode (labkit.Lab(mode='subreaper')), where "
                "the lab's pause adopts and reaps orphans as a child subreaper (prctl(2) "
                "PR_SET_CHILD_SUBREAPER) without any namespace")
@@ -109,14 +107,6 @@ def _check_argv(argv: object) -> list[str]:
     return list(argv)
 
 
-def _environment(env: dict | None = None) -> dict:
-    """`env` (or ours) with labkit importable: the launcher and nsenter run `python -m labkit.*`."""
-    env = dict(os.environ if env is None else env)
-    env.pop("LABKIT_HOST_PROC_FD", None)  # labkit.unshare's, for a lab inside only
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
-    return env
-
-
 def _read_status(fd: int, timeout: float) -> str | None:
     """What labkit.nsenter wrote to its status pipe before end-of-file ("" = the member
     started), or None if the pipe stayed open past `timeout`."""
@@ -163,7 +153,7 @@ def _stop_members(procs: list[subprocess.Popen], grace: float) -> None:
         except subprocess.TimeoutExpired:
             pass
         # nsenter is alive and has not reaped its child: that PID still names the member.
-        for child in linux.children(proc.pid):
+        for child in procfs.children(proc.pid):
             try:
                 os.kill(child, signal.SIGKILL)
             except ProcessLookupError:
@@ -185,19 +175,19 @@ class _Session:
         self.members: list[subprocess.Popen] = []
         self.closed = False
         self.ready = False  # the pause runs, with SIGTERM blocked (wait_for_pause)
-        command = [sys.executable, "-m", "labkit.unshare", "--pid", "--mount-proc", "--uts",
-                   "--ipc", "--net", "--hostname", hostname, "--owner", str(os.getpid())]
+        command = programs.unshare("--pid", "--mount-proc", "--uts", "--ipc", "--net",
+                                   "--hostname", hostname, "--owner", str(os.getpid()))
         if user:
             # The only way an unprivileged user may make the others (user_namespaces(7)).
             command.append("--user")
-        command += ["--", sys.executable, "-m", "labkit.pause", "--events", self.events_path]
+        command += ["--", *programs.pause("--events", self.events_path)]
         try:
             with open(self.log_path, "wb") as log:
                 # A new session: a terminal's Ctrl-C reaches us, and we close the pod, rather
                 # than the pause dying behind our back.
                 self.launcher = subprocess.Popen(
                     command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    env=_environment(), start_new_session=True)
+                    env=programs.environment(), start_new_session=True)
         except BaseException:
             shutil.rmtree(self.dir, ignore_errors=True)
             raise
@@ -215,9 +205,9 @@ class _Session:
             code = self.launcher.poll()
             if code is not None:
                 raise launcher_error(code, self.log())
-            for child in linux.children(self.launcher.pid):
-                stat = linux.read_stat(child)
-                if stat is not None and stat[0] == "pause":
+            for child in procfs.children(self.launcher.pid):
+                stat = procfs.read_stat(child)
+                if stat is not None and stat.comm == "pause":
                     self.ready = True
                     return child
             if time.monotonic() > deadline:
@@ -304,7 +294,7 @@ class Pod:
     def _nsenter(self, argv: list[str]) -> list[str]:
         joins = ["--user"] if self.user_namespace else []
         joins += ["--uts", "--ipc", "--net", "--pid", "--mount", "--own-mount"]
-        return [sys.executable, "-m", "labkit.nsenter", "--target", str(self.pid), *joins]
+        return programs.nsenter(self.pid, *joins)
 
     def start(self, argv: Sequence[str], **popen_kwargs) -> subprocess.Popen:
         """Start `argv` as a member of the pod; returns once it runs (its program exec'd).
@@ -322,7 +312,7 @@ class Pod:
     def _start(self, argv: list[str], kwargs: dict) -> subprocess.Popen:
         kwargs.setdefault("stdin", subprocess.DEVNULL)
         kwargs.setdefault("start_new_session", True)  # a terminal's Ctrl-C is ours to pass on
-        kwargs["env"] = _environment(kwargs.get("env"))
+        kwargs["env"] = programs.environment(kwargs.get("env"))
         status_r, status_w = os.pipe()
         kwargs["pass_fds"] = (*kwargs.get("pass_fds", ()), status_w)
         command = self._nsenter(argv) + ["--status-fd", str(status_w), "--", *argv]

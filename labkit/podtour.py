@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from labkit import procfs
+from labkit import procfs, programs, unshare
 from labkit.container import STOP_TIMEOUT, wait_until
 from labkit.errors import LabError, NamespaceUnavailable
 from labkit.lab import read_events
@@ -25,7 +25,7 @@ from labkit.recorded import Lesson, NotHere
 
 KINDS = ("uts", "ipc", "net", "pid", "mnt", "user")
 SHARED = ("uts", "ipc", "net", "pid")  # what a pod's members share here; each has its own mnt
-REFUSED_EXIT = (80, 81, 83, 84)  # labkit.unshare: user ns, namespaces, /proc mount, hostname
+REFUSED_EXIT = (*unshare.REFUSED, unshare.EXIT_HOSTNAME)  # the kernel refused a step
 
 
 def open_pod(lesson: Lesson, hostname: str = "pod-a") -> Pod | None:
@@ -43,9 +43,9 @@ def unshare_box() -> dict:
     """The seed's `unshare --pid --uts --ipc --mount -f sh` (without chroot), hostname `box`."""
     shell = 'echo "my PID: $$"; echo "my hostname: $(hostname)"; ps -eo pid,ppid,comm'
     user = [] if os.geteuid() == 0 else ["--user"]
-    done = subprocess.run([sys.executable, "-m", "labkit.unshare", "--pid", "--uts", "--ipc",
-                           "--mount-proc", "--hostname", "box", *user, "--", "sh", "-c", shell],
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(programs.unshare("--pid", "--uts", "--ipc", "--mount-proc",
+                                           "--hostname", "box", *user, "--", "sh", "-c", shell),
+                          capture_output=True, text=True, timeout=30, env=programs.environment())
     if done.returncode in REFUSED_EXIT:
         raise NamespaceUnavailable(done.stderr.strip())
     if done.returncode != 0:
@@ -229,9 +229,10 @@ def subreaper_pod() -> dict:
     with tempfile.TemporaryDirectory(prefix="labkit-subreaper-pod-") as tmp:
         events, said = os.path.join(tmp, "events.jsonl"), os.path.join(tmp, "orphan")
         members = f'sh -c "sleep 300 >/dev/null 2>&1 & echo \\$! > {said}"; exec sleep 300'
-        pause = subprocess.Popen([sys.executable, "-m", "labkit.pause", "--subreaper", "--drain",
-                                  "--events", events, "--", "sh", "-c", members],
-                                 stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pause = subprocess.Popen(programs.pause("--subreaper", "--drain", "--events", events, "--",
+                                                "sh", "-c", members),
+                                 stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 env=programs.environment())
         try:
             orphan = wait_until(lambda: _read_pid(said), "member 1 naming its background sleep")
             kids = wait_until(lambda: (k := procfs.children(pause.pid)) and len(k) == 2 and

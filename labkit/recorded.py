@@ -3,7 +3,7 @@
 Some experiments need namespaces, which mybinder.org and Docker's default seccomp profile deny
 (EPERM). There a notebook shows the nearest real thing it can run, and, for the rest, a run
 recorded on a machine that allows them: real output, made by tools/record_runs.py from the very
-functions the notebook calls live, stored in docs/recorded/NOTEBOOK.json with where, when and on
+functions the notebook calls live, stored in labkit/recordings/NOTEBOOK.json with where, when and on
 which kernel it ran, and always labelled RECORDED where it is shown. tests/test_recorded.py checks
 that a fresh run still has the same structure.
 
@@ -20,8 +20,9 @@ from collections.abc import Callable
 
 from labkit.errors import LabError, NamespaceUnavailable
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECORDED_DIR = os.path.join(REPO, "docs", "recorded")
+# Package data, not a folder of the checkout: on Binder labkit is installed (binder/postBuild),
+# and the recordings must travel with it.
+RECORDED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recordings")
 SITE = "site/{notebook}.html"  # the executed edition (`make site`), run where all is allowed
 # What changes from one real run to the next: PIDs, namespace inode numbers, ports, times, the
 # machine's name. structure() blurs these and keeps everything else.

@@ -41,15 +41,23 @@ EXIT_MOUNT_PROC = 83
 EXIT_HOSTNAME = 84
 EXIT_LOOPBACK = 85
 EXIT_EXEC = 127
+# The codes of a namespace, ID map or /proc mount the kernel refused: the nearest real thing
+# (a subreaper lab) still works.
+REFUSED = (EXIT_USER_NS, EXIT_NAMESPACES, EXIT_MOUNT_PROC)
 
 
 class Failure(Exception):
-    """A step the kernel refused: exit code, and what to tell the learner."""
+    """A step the kernel refused, here or in labkit.nsenter: the program's exit code for it,
+    and what to tell the learner (the step, the errno's name and words)."""
 
     def __init__(self, code: int, what: str, exc: OSError) -> None:
         name = linux.errno_name(exc.errno) if exc.errno else "?"
-        super().__init__(f"labkit.unshare: {what} refused: {name} ({os.strerror(exc.errno or 0)})")
+        super().__init__(f"{what} refused: {name} ({os.strerror(exc.errno or 0)})")
         self.code = code
+
+
+def say(failure: Failure) -> None:
+    print(f"labkit.unshare: {failure}", file=sys.stderr, flush=True)
 
 
 def parse(argv: list[str]) -> dict:
@@ -146,17 +154,17 @@ def main(argv: list[str] | None = None) -> int:
         enter(opts)
         pid = os.fork()
     except Failure as exc:
-        print(exc, file=sys.stderr, flush=True)
+        say(exc)
         return exc.code
     except OSError as exc:
-        print(Failure(EXIT_FORK, "fork into the new PID namespace", exc), file=sys.stderr)
+        say(Failure(EXIT_FORK, "fork into the new PID namespace", exc))
         return EXIT_FORK
     if pid == 0:
         try:
             linux.set_parent_death_signal(signal.SIGKILL)  # we are its link to the owner
             become_init(opts)
         except Failure as exc:
-            print(exc, file=sys.stderr, flush=True)
+            say(exc)
             os._exit(exc.code)
         os._exit(EXIT_EXEC)
     return wait_for(pid)

@@ -521,15 +521,6 @@ class Dashboard:
 _ORDER = ("zombie", "running", "sleeping")
 
 
-def _ink(face: str) -> str:
-    """Black or white, whichever reads better on `face` (WCAG 2 contrast)."""
-    def lum(c: float) -> float:
-        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
-    r, g, b = (lum(int(face[i:i + 2], 16) / 255) for i in (1, 3, 5))
-    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
-    return "#000" if (y + 0.05) / 0.05 >= 1.05 / (y + 0.05) else "#fff"
-
-
 def _counts_html(snap: Snapshot, parent: Parent | None) -> str:
     """A badge per state (zombie always first, even at 0: it is what the lesson is about), and
     what the parent the buttons act on is doing."""
@@ -538,7 +529,7 @@ def _counts_html(snap: Snapshot, parent: Parent | None) -> str:
     states = sorted(counts, key=lambda s: (_ORDER.index(s) if s in _ORDER else 9, s))
     badges = "".join(
         f'<span class="labkit-count labkit-count-{html.escape(s)}" style="background:'
-        f'{plot.colour(s)};color:{_ink(plot.colour(s))};border-radius:10px;padding:2px 10px;'
+        f'{plot.colour(s)};color:{plot.ink(plot.colour(s))};border-radius:10px;padding:2px 10px;'
         'margin:0 6px 0 0;display:inline-block;font-weight:600;font-size:14px">'
         f"{html.escape(s)}: {counts[s]}</span>" for s in states)
     if parent is None:

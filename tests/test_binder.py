@@ -146,3 +146,24 @@ def test_readme_and_docs_carry_the_same_z2jh_snippet():
         readme = f.read()
     blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
     assert any(yaml.safe_load(block) == in_docs for block in blocks)
+
+
+@pytestmark_binder
+@pytest.mark.slow
+def test_the_package_postbuild_installs_carries_the_recordings(tmp_path):
+    """binder/postBuild installs labkit as a package (not a checkout): notebooks 05 and 06 must
+    still find their recorded runs there, where Binder denies namespaces and shows them."""
+    target = tmp_path / "site-packages"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--target", str(target), REPO], check=True, capture_output=True,
+                   timeout=300)
+    probe = ("import labkit.recorded as r; print(r.RECORDED_DIR); "
+             "print(sorted(r.load(n)['notebook'] for n in "
+             "('05-the-pause-container', '06-namespaces-and-pods')))")
+    out = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)},
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    where, names = out.stdout.splitlines()
+    assert where.startswith(str(target))
+    assert names == "['05-the-pause-container', '06-namespaces-and-pods']"

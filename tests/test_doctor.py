@@ -135,12 +135,12 @@ def test_the_doctor_s_orphan_lives_until_eof_while_a_big_lab_holds_many_files():
             assert answer["ok"], answer
             pid = answer["pid"]
             # Waiting for EOF it sleeps (S); an orphan that failed to wait exits instead.
-            assert wait_until(lambda: state_of(pid) in ("S", "Z", None), 5.0)
+            assert wait_until(lambda: state_of(pid) in ("S", "Z", None), 10)
             assert state_of(pid) == "S"
             assert procfs.read_stat(pid).ppid == os.getpid()  # adopted by us, the subreaper
         finally:
             os.close(wfd)
-    assert wait_until(lambda: state_of(pid) == "Z", 5.0)
+    assert wait_until(lambda: state_of(pid) == "Z", 10)
     assert reap_test_orphans() == [pid]
 
 

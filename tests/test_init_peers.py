@@ -10,7 +10,9 @@ and measured against pause.c in bench/bench_inits.py; a deadline only tells a ha
 
 Every program runs as PID 1 of a fresh PID namespace (`unshare -pf --mount-proc`, or
 `unshare -Urpf --mount-proc` without root); the workload runs inside it, entered with nsenter
-(PID and mount namespaces, so that its /proc is the namespace's). Programs: `python -m
+(PID and mount namespaces, so that its /proc is the namespace's). These run once, in the root
+pass of `make test` (not marked `user`): what an init does as PID 1 does not depend on who made
+the namespace, and tests/test_pause.py runs the pause as PID 1 as uid 1000 too. Programs: `python -m
 labkit.pause`, the seed's pause.c (built from `<repo>/../shared/reference/pause.c`), and where
 the Debian packages are installed, `catatonit -P` (its pause mode: no child), and `tini` and
 `dumb-init`, which need a child and get one (`sleep 1000`). `--no-reap` is the negative
@@ -36,8 +38,6 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_until
-
-pytestmark = pytest.mark.user  # the inits run as PID 1 through a user namespace when not root
 
 REPO = Path(__file__).resolve().parent.parent
 ROOT = os.geteuid() == 0

@@ -37,6 +37,16 @@ def test_notebook_is_stored_without_outputs_and_with_a_kernel(path):
     nbformat.validate(nbformat.reads(json.dumps(raw), as_version=4))
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=names(NOTEBOOKS))
+def test_no_code_cell_is_longer_than_12_lines(path):
+    """A beginner reads a cell at a glance; machinery longer than that belongs in labkit, under
+    a name that teaches, where it is tested."""
+    nb = nbformat.read(path, as_version=4)
+    long = {i: len(c.source.splitlines()) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and len(c.source.splitlines()) > 12}
+    assert not long, f"cells (index: lines) over 12 lines: {long}"
+
+
 @pytest.fixture(scope="module", autouse=True)
 def kernel_under_an_init(tmp_path_factory):
     """Run the notebooks' kernel as Jupyter does on a hub, but under an init that reaps.

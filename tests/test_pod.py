@@ -22,9 +22,9 @@ from conftest import wait_until
 
 import labkit
 from labkit import linux, nsenter, procfs, unshare
-from labkit.lab import PACKAGE_DIR
 from labkit.observe import namespace_pid
 from labkit.pod import launcher_error
+from labkit.programs import PACKAGE_DIR
 
 pytestmark = pytest.mark.user  # a pod needs a user namespace when not root
 

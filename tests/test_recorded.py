@@ -1,6 +1,6 @@
 """Recorded runs, and notebooks 05/06 where namespaces are denied: every lesson still shows.
 
-docs/recorded/ holds real runs of the experiments that need namespaces, made by
+labkit/recordings/ holds real runs of the experiments that need namespaces, made by
 tools/record_runs.py from the functions notebooks 05 and 06 call live (labkit.container,
 labkit.podtour). These tests prove that a recording says where, when and on which kernel it was
 made; that a fresh run here still has the same structure (the same keys, statuses and lines, with

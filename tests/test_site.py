@@ -1,13 +1,13 @@
 """`make site`: tools/make_site.py executes notebooks headless and renders them to HTML pages
 that show their outputs under a header saying where, when and with which kernels they ran.
 
-The fast tests use a tiny notebook folder of their own; the whole course is built only by the
-test marked slow.
+The tests use a tiny notebook folder of their own. The whole course is not built again here:
+tests/test_notebooks.py executes every notebook headless the same way (a second execution would
+add two minutes to `make test` and prove nothing more); `make site` itself is run by hand.
 """
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import os
 import subprocess
@@ -106,16 +106,3 @@ def test_a_folder_without_notebooks_says_so(tool, tmp_path):
         tool.main(["--notebooks", str(tmp_path), "--out", str(tmp_path / "site")])
     assert "no notebooks (*.ipynb) under" in str(exit_.value.code)
     assert not (tmp_path / "site").exists()
-
-
-@pytest.mark.slow
-def test_the_whole_course_builds(tmp_path):
-    """Every notebook of the course, as `make site` builds them (a minute or two: slow)."""
-    out = tmp_path / "site"
-    done = make_site(os.path.join(REPO, "notebooks"), out, timeout=1800)
-    assert done.returncode == 0, done.stdout + done.stderr
-    course = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))
-    index = read(out / "index.html")
-    for path in course:
-        name = os.path.splitext(os.path.basename(path))[0] + ".html"
-        assert 'id="executed-edition"' in read(out / name) and f'href="{name}"' in index
