@@ -208,9 +208,13 @@ def open_checked(pid: int, check: Callable[[Stat], bool]) -> int | None:
     except ProcessLookupError:
         return None
     # Read after the open: if the pidfd's process still exists, these are its /proc files.
-    stat = read_stat(pid)
-    if stat is not None and check(stat):
-        return fd
+    try:
+        stat = read_stat(pid)
+        if stat is not None and check(stat):
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
     os.close(fd)
     return None
 
