@@ -16,8 +16,8 @@ checked by labkit.actions.check_actions. Every check returns a Result: true when
 str() says what was measured and, if wrong, a hint.
 
 The reaper's storm never forks this process (a notebook's kernel is threaded; fork(2) copies one
-thread of it): the handler runs in a fresh `python -S` program (REAPER_PROGRAM, standard library
-only) started under labkit.pause --subreaper --drain, which reaps whatever that program leaves.
+thread of it): the handler runs in a fresh `python -S` program (labkit.reaper_trial, standard
+library only) started under labkit.pause --subreaper --drain, which reaps whatever it leaves.
 """
 
 from __future__ import annotations
@@ -83,161 +83,6 @@ class Result:
 
 # --- 1. a SIGCHLD reaper -------------------------------------------------------------------
 
-# The program that runs the learner's handler: python -S -c REAPER_PROGRAM CONFIG. Standard
-# library only, single-threaded (it forks). Its last line is RESULT_TAG + a JSON object.
-REAPER_PROGRAM = r'''
-import io, json, os, select, signal, sys, time
-
-CONFIG = json.loads(sys.argv[1])
-ME = os.getpid()
-stats = {"calls": 0, "waits": 0, "blocking_waits": 0, "reaped": 0, "longest": 0.0,
-         "errors": [], "error_count": 0, "phase": "storm"}
-
-def counted(name, real, blocking, reaped):
-    def wrapper(*args):
-        stats["waits"] += 1
-        if blocking(args):
-            stats["blocking_waits"] += 1
-        result = real(*args)
-        if reaped(args, result):
-            stats["reaped"] += 1
-        return result
-    wrapper.__name__ = name
-    return wrapper
-
-REAL = {}
-def patch():
-    nohang = lambda flags: not (flags & os.WNOHANG)
-    plan = {
-        "waitpid": (lambda a: nohang(a[1]), lambda a, r: r[0] > 0),
-        "wait": (lambda a: True, lambda a, r: r[0] > 0),
-        "wait3": (lambda a: nohang(a[0]), lambda a, r: r[0] > 0),
-        "wait4": (lambda a: nohang(a[1]), lambda a, r: r[0] > 0),
-        "waitid": (lambda a: nohang(a[2]),
-                   lambda a, r: r is not None and not (a[2] & getattr(os, "WNOWAIT", 0))),
-    }
-    for name, (blocking, reaped) in plan.items():
-        if hasattr(os, name):
-            REAL[name] = getattr(os, name)
-            setattr(os, name, counted(name, REAL[name], blocking, reaped))
-
-def unpatch():
-    for name, real in REAL.items():
-        setattr(os, name, real)
-
-def state(pid):
-    """'Z' (our zombie), 'live' (our child, running), or None (reaped: gone, or not ours)."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2:].split()
-    if int(fields[1]) != ME:
-        return None
-    return "Z" if fields[0] == b"Z" else "live"
-
-def scan(pids):
-    states = [state(p) for p in pids]
-    return states.count("live"), [p for p, s in zip(pids, states) if s == "Z"]
-
-def settle(pids, seconds):
-    """Poll until none of pids is alive and two scans agree with no handler call between:
-    every SIGCHLD has been handled (Python runs a handler between bytecodes, here during
-    sleep) and what is left stays. (zombies, settled)"""
-    end = time.monotonic() + seconds
-    last = None
-    while True:
-        live, zombies = scan(pids)
-        now = (live, len(zombies), stats["calls"])
-        if live == 0 and now == last:
-            return zombies, True
-        if time.monotonic() > end:
-            return zombies, False
-        last = now
-        time.sleep(0.01)
-
-def on_sigchld(signum, frame):
-    stats["calls"] += 1
-    start = time.monotonic()
-    try:
-        handler(signum, frame)
-    except BaseException as exc:
-        stats["error_count"] += 1
-        if len(stats["errors"]) < 3:
-            stats["errors"].append([type(exc).__name__, str(exc), stats["phase"]])
-    finally:
-        stats["longest"] = max(stats["longest"], time.monotonic() - start)
-
-out = {"children": CONFIG["children"]}
-captured = io.StringIO()
-real_stdout, sys.stdout = sys.stdout, captured
-patch()
-namespace = {"__name__": "your_handler", "os": os, "signal": signal, "time": time, "sys": sys}
-try:
-    exec(compile(CONFIG["source"], "<your handler>", "exec"), namespace)
-    handler = namespace[CONFIG["name"]]
-except BaseException as exc:
-    unpatch()
-    sys.stdout = real_stdout
-    out["setup_error"] = [type(exc).__name__, str(exc)]
-    print(CONFIG["tag"] + json.dumps(out), flush=True)
-    os._exit(0)
-signal.signal(signal.SIGCHLD, on_sigchld)
-
-# One child lives on, as a real program's children do, until we close its pipe.
-r, w = os.pipe()
-sleeper = os.fork()
-if sleeper == 0:
-    os.close(w)
-    try:
-        waiting = select.poll()  # poll(2), not select(2): no FD_SETSIZE limit on r
-        waiting.register(r, select.POLLIN)
-        waiting.poll(CONFIG["sleeper"] * 1000)
-    finally:
-        os._exit(0)
-os.close(r)
-
-pids = []
-start = time.monotonic()
-try:
-    for _ in range(CONFIG["children"]):
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0)
-        pids.append(pid)
-except OSError as exc:
-    out["fork_error"] = [exc.errno, exc.strerror]
-out["forked"] = len(pids)
-zombies, settled = settle(pids, CONFIG["settle"])
-out.update(storm_zombies=len(zombies), storm_settled=settled,
-           storm_seconds=time.monotonic() - start, sleeper_alive=state(sleeper) == "live",
-           storm_calls=stats["calls"], storm_waits=stats["waits"], storm_reaped=stats["reaped"])
-
-# The last child exits: the handler must cope with a process that has no children left.
-stats["phase"] = "last"
-os.close(w)
-zombies, settled = settle(pids + [sleeper], CONFIG["settle"])
-out.update(last_zombies=len(zombies), last_settled=settled, sleeper_zombie=sleeper in zombies)
-
-signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-unpatch()
-sys.stdout = real_stdout
-out.update(stats)
-out["output"] = captured.getvalue()[:300]
-try:
-    os.kill(sleeper, signal.SIGKILL)
-except OSError:
-    pass
-while True:  # leave nothing behind
-    try:
-        os.waitpid(-1, 0)
-    except ChildProcessError:
-        break
-print(CONFIG["tag"] + json.dumps(out), flush=True)
-'''
-
-
 def handler_source(handler: Callable | str, name: str = HANDLER_NAME) -> tuple[str, str]:
     """(source, function name) of a handler given as a function, as the source of a `def`, or
     as the body of one (which becomes `def on_sigchld(signum, frame):`). SyntaxError or
@@ -279,13 +124,13 @@ def _storm_size(children: int) -> tuple[int, str]:
 
 def run_reaper(source: str, name: str, children: int = STORM,
                timeout: float = REAPER_TIMEOUT) -> dict:
-    """Run REAPER_PROGRAM with the handler `name` of `source`: its report (a dict)."""
+    """Run labkit.reaper_trial with the handler `name` of `source`: its report (a dict)."""
     config = {"source": source, "name": name, "children": children, "tag": RESULT_TAG,
               "settle": SETTLE_SECONDS, "sleeper": SLEEPER_SECONDS}
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain", "--owner",
-               str(os.getpid()), "--", sys.executable, "-S", "-c", REAPER_PROGRAM,
+               str(os.getpid()), "--", sys.executable, "-S", "-m", "labkit.reaper_trial",
                json.dumps(config)]
     # The pause reaps whatever the program orphans; SIGTERM makes it kill and reap them all.
     proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -318,7 +163,7 @@ def _call_words(report: dict) -> str:
 
 
 def diagnose_reaper(report: dict) -> list[str]:
-    """What is wrong with a handler, from REAPER_PROGRAM's report (empty: nothing)."""
+    """What is wrong with a handler, from labkit.reaper_trial's report (empty: nothing)."""
     if "timeout" in report:
         return [f"the check's program did not finish within {report['timeout']:g} s: does your "
                 "handler loop forever? A loop must end when waitpid returns (0, 0) (children "

@@ -21,6 +21,17 @@ NOTEBOOK = os.path.join(REPO, "notebooks", "08-exercises.ipynb")
 TOOL = os.path.join(REPO, "tools", "make_student_version.py")
 
 
+
+def test_the_reaper_trial_is_a_standard_library_program():
+    """labkit.reaper_trial runs inside the lab under `python -S`: importing it loads nothing
+    beyond the standard library and labkit's own package marker."""
+    code = ("import json, sys; import labkit.reaper_trial; print(json.dumps([m for m in "
+            "sys.modules if m.split('.')[0] not in sys.stdlib_module_names | {'__main__'}]))")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         check=True, env=env).stdout
+    assert sorted(json.loads(out)) == ["labkit", "labkit.reaper_trial"]
+
 # --- running a notebook headless, its kernel under the lab's init (as test_notebooks.py) ------
 
 @pytest.fixture(scope="module")
