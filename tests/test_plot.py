@@ -15,7 +15,7 @@ import pytest
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
-from nbclient import NotebookClient
+from support import execute
 
 import labkit
 from labkit import plot
@@ -291,6 +291,7 @@ def test_unknown_states_are_grey_and_zombies_keep_their_colour():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("kernel_under_an_init")
 def test_a_figure_is_a_png_output_in_a_headless_notebook_without_pyplot():
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -302,8 +303,7 @@ def test_a_figure_is_a_png_output_in_a_headless_notebook_without_pyplot():
             "plot.growth(s)"),
         nbformat.v4.new_code_cell("import sys\n'matplotlib.pyplot' in sys.modules"),
     ]
-    NotebookClient(nb, timeout=60, kernel_name="python3",
-                   resources={"metadata": {"path": REPO}}).execute()
+    execute(nb, REPO)
     (shown,) = nb.cells[0].outputs
     assert shown.output_type == "execute_result"
     png = shown.data["image/png"]  # base64, as nbformat stores it

@@ -17,7 +17,7 @@ import psutil
 import pytest
 from conftest import wait_until
 from matplotlib.figure import Figure
-from nbclient import NotebookClient
+from support import execute
 
 import labkit
 from labkit.widgets import Dashboard
@@ -271,9 +271,10 @@ def test_without_a_frontend_the_dashboard_shows_a_png(dash):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("kernel_under_an_init")
 def test_a_headless_run_of_the_dashboard_notebook_outputs_a_png():
     nb = nbformat.read(os.path.join(REPO, "tests", "browser", "dashboard.ipynb"), as_version=4)
-    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    execute(nb)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]
