@@ -1,17 +1,10 @@
-"""The action language of OSTEP's fork homework: parse, model, render and draw scripts.
+"""The action language of labkit.actions (OSTEP's fork.py, plus `x~`, a wait): its syntax,
+parsed with the position of a bad action; the dry run; the tree as text; seeded random scripts.
 
-The language of remzi-arpacidusseau/ostep-homework `cpu-api/fork.py`, with one action added:
-  x+y    x forks y             (y is a new letter)
-  x-     x exits               (its children become orphans)
-  x~     x waits: it reaps every child of its that has exited (waitpid(-1, WNOHANG) in a loop)
-  x~y    x waits for y         (y is x's child and has exited)
-Actions are separated by ";" or "," (OSTEP's -A uses commas). Processes are one lowercase letter;
-`a` is the first process, and its parent is the lab root, shown as "init".
-
-Nothing here creates a process: `Model` is the dry run that predicts, action by action, what
-Linux will do (it checks a script in full before labkit.action_runner runs it on real
-processes, and explains the trees the kernel shows). Orphans go to the lab root: the actors
-are single-threaded and none is a subreaper (kernel/exit.c find_new_reaper).
+Nothing here creates a process: `Model` predicts, action by action, what Linux will do. It
+checks a script in full before labkit.action_runner runs it on real processes, and explains the
+trees the kernel shows. Orphans go to the lab root, "init": the actors are single-threaded and
+none is a subreaper (kernel/exit.c find_new_reaper).
 """
 
 from __future__ import annotations

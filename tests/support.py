@@ -28,6 +28,29 @@ if TOOLS not in sys.path:  # tools/ is no package
     sys.path.append(TOOLS)
 from headless import execute, install_kernel, on_jupyter_path  # noqa: E402, F401
 
+# --- spawning lab programs, counting their zombies ----------------------------------------
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This environment, with this checkout's labkit first on PYTHONPATH (a child may run
+    `python -m labkit.pause` from any folder), plus `extra`."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
+    return env
+
+
+def sigmask(*signals: int) -> int:
+    """The bits /proc/PID/status shows for a set of signals (bit N-1 for signal N)."""
+    return sum(1 << (int(s) - 1) for s in signals)
+
+
+def ps_zombies_of(ppid: int) -> int:
+    """Zombies among ppid's children, as `ps` reports them (an oracle apart from labkit)."""
+    out = subprocess.run(["ps", "-o", "stat=", "--ppid", str(ppid)],
+                         capture_output=True, text=True).stdout
+    return sum(1 for line in out.split() if line.startswith("Z"))
+
+
 # --- a Jupyter server -----------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ import textwrap
 
 import nbformat
 import pytest
-from support import execute, install_kernel
+from support import child_env, execute, install_kernel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(REPO, "tests", "tools", "no_namespaces.c")
@@ -67,8 +67,7 @@ def no_namespaces(tmp_path_factory) -> str:
 @pytest.fixture
 def env(tmp_path) -> dict[str, str]:
     """The environment of a child: this labkit importable, and a doctor cache of its own."""
-    return dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"),
-                PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    return child_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
 
 
 def run(command: list[str], env: dict[str, str], timeout: float = 60.0):

@@ -17,7 +17,7 @@ import sys
 
 import nbformat
 import pytest
-from support import install_kernel
+from support import child_env, install_kernel
 
 # About 100 s on two shared cores: a generate and three autogrades of real processes.
 pytestmark = pytest.mark.slow
@@ -72,9 +72,8 @@ def course(tmp_path_factory):
     alembic = shims / "alembic"  # the venv's script may name an interpreter this user can't read
     alembic.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m alembic "$@"\n')
     alembic.chmod(0o755)
-    env = dict(os.environ, JUPYTER_PATH=str(root / "jupyter"),
-               PATH=os.pathsep.join([str(shims), os.environ.get("PATH", "")]),
-               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env = child_env(JUPYTER_PATH=str(root / "jupyter"),
+                    PATH=os.pathsep.join([str(shims), os.environ.get("PATH", "")]))
     env.pop("NBGRADER_EXECUTION", None)
     return root, env
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import subprocess
 import time
 
 import nbformat
@@ -15,7 +14,7 @@ import pytest
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
-from support import execute
+from support import execute, ps_zombies_of
 
 import labkit
 from labkit import plot
@@ -25,13 +24,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def ps_zombies_of(ppid: int) -> int:
-    """Zombies among ppid's children, as `ps` reports them."""
-    out = subprocess.run(["ps", "-o", "stat=", "--ppid", str(ppid)],
-                         capture_output=True, text=True).stdout
-    return sum(1 for line in out.split() if line.startswith("Z"))
 
 
 def record_burst(lab: labkit.Lab, policy: str, n: int) -> tuple[Series, labkit.Parent, int]:

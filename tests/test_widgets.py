@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import subprocess
 import time
 
 import nbformat
@@ -17,20 +16,13 @@ import psutil
 import pytest
 from conftest import wait_until
 from matplotlib.figure import Figure
-from support import execute
+from support import execute, ps_zombies_of
 
 import labkit
 from labkit.widgets import Dashboard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def ps_zombies_of(ppid: int) -> int:
-    """Zombies among ppid's children, as `ps` reports them."""
-    out = subprocess.run(["ps", "-o", "stat=", "--ppid", str(ppid)],
-                         capture_output=True, text=True).stdout
-    return sum(1 for line in out.split() if line.startswith("Z"))
 
 
 def state_letter(pid: int) -> str | None:

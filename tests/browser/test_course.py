@@ -45,7 +45,7 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
-from conftest import reap_adopted, zombie_count
+from conftest import reap_adopted, wait_until, zombie_count
 from support import JupyterServer, free_port, jupyterlab_args
 from test_dashboard import (
     CHROMIUM,
@@ -256,7 +256,7 @@ class BinderSession(JupyterServer):
                     if self.entrypoint in proc.cmdline():
                         return proc
             return None
-        proc = wait_for(found, 10)
+        proc = wait_until(found, 10)
         assert proc is not None, "no entrypoint under unshare"
         return proc
 
@@ -304,15 +304,6 @@ def session() -> Iterator[BinderSession]:
             srv.stop()
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-def wait_for(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def tree_of(top: psutil.Process) -> list[psutil.Process]:
@@ -418,7 +409,7 @@ def test_every_notebook_runs_in_jupyterlab_served_as_on_binder(session):
     assert session.proc.returncode == 0, f"the session exited with {session.proc.returncode}:" \
         f"\n{session.log()}"
     reap_adopted()
-    assert wait_for(lambda: not namespace_members(ns), 10), \
+    assert wait_until(lambda: not namespace_members(ns), 10), \
         f"processes remain in the session's PID namespace: {namespace_members(ns)}"
     assert labkit_processes(me) == []
     assert zombies_under(tree_of(me)) == []
@@ -492,11 +483,11 @@ def after_kernel_shutdown(session: BinderSession, init: psutil.Process, server: 
     """The kernel is gone: so must be its labs, and no orphan may be left a zombie, neither of
     PID 1 (which never reaps) nor of the session's pause (binder/start), which must reap it."""
     problems = []
-    if not wait_for(lambda: not kernels(init), 20):
+    if not wait_until(lambda: not kernels(init), 20):
         problems.append(f"{name}: the kernel did not shut down")
-    if not wait_for(lambda: not labkit_processes(server), 20):
+    if not wait_until(lambda: not labkit_processes(server), 20):
         problems.append(f"{name}: lab processes outlived the kernel: {labkit_processes(server)}")
     watched = [init, session.session_init(init)]
-    if not wait_for(lambda: not zombies_under(watched), 5):
+    if not wait_until(lambda: not zombies_under(watched), 5):
         problems.append(f"{name}: zombies left unreaped: {zombies_under(watched)}")
     return problems

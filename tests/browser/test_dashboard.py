@@ -17,15 +17,13 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import psutil
 import pytest
-from conftest import reap_adopted
-from support import JupyterServer, free_port, jupyterlab_args
+from conftest import reap_adopted, wait_until
+from support import JupyterServer, child_env, free_port, jupyterlab_args, ps_zombies_of
 
 pytestmark = pytest.mark.slow  # a real JupyterLab in a real Chromium: minutes
 
@@ -76,9 +74,7 @@ class Server(JupyterServer):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as f:
                 json.dump(values, f)
-        env = dict(os.environ)
-        env.update(
-            PYTHONPATH=os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")])),
+        env = child_env(
             JUPYTER_CONFIG_DIR=os.path.join(tmp, "config"),
             JUPYTER_DATA_DIR=os.path.join(tmp, "data"),
             JUPYTER_RUNTIME_DIR=os.path.join(tmp, "runtime"),
@@ -194,7 +190,7 @@ def test_fork_clicked_in_jupyterlab_makes_zombies_that_the_page_shows(server, tm
     # the kernel is killed instead): every process of it is gone.
     assert labs
     server.shutdown_kernels()
-    assert wait_for(lambda: not any(alive(proc) for proc in labs), 20), \
+    assert wait_until(lambda: not any(alive(proc) for proc in labs), 20), \
         [proc.pid for proc in labs if alive(proc)]
     server.stop()
     assert server.proc.returncode is not None
@@ -228,18 +224,3 @@ def alive(proc: psutil.Process) -> bool:
         return proc.is_running()
     except psutil.Error:
         return False
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def ps_zombies_of(ppid: int) -> int:
-    out = subprocess.run(["ps", "-o", "stat=", "--ppid", str(ppid)],
-                         capture_output=True, text=True).stdout
-    return sum(1 for line in out.split() if line.startswith("Z"))
