@@ -417,6 +417,26 @@ class Lab:
     def parents(self) -> list[Parent]:
         return list(self._parents.values())
 
+    # --- for processes the lab does not fork itself (labkit.action_runner's actors) ---------
+
+    def room_for(self, n: int) -> None:
+        """Refuse, before anything forks, `n` more processes that would not fit: LabClosedError
+        if the lab is closed, CapacityError if they would take it past max_procs."""
+        self._check_open()
+        self._room_for(n)
+
+    def start_actor(self, address: str, name: str) -> None:
+        """Start the actor `name` (labkit.actor), adopted by the lab root; it connects to the
+        Unix socket at `address` and says hello there. AgentError if it could not start."""
+        reply = self._request({"op": "actor", "address": address, "name": name})
+        if not reply["ok"]:
+            raise AgentError(f"the actor {name} could not be started: {reply.get('error')}")
+
+    def know_pid(self, ns_pid: int, host_pid: int) -> None:
+        """Record that the lab's PID `ns_pid` is `host_pid` on the host, so lab.events names a
+        process that something in the lab forked (the root reports PIDs as it sees them)."""
+        self._host_pid[ns_pid] = host_pid
+
     def snapshot(self) -> Snapshot:
         """The lab's processes now: the root, the agent, parents, children, orphans."""
         self._check_open()

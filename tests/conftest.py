@@ -101,6 +101,17 @@ def zombie_count() -> int:
     return sum(1 for line in out.split() if line.startswith("Z"))
 
 
+@pytest.fixture(scope="module")
+def kernel_under_an_init(tmp_path_factory):
+    """Notebooks' kernels run as Jupyter does on a hub, but under an init that reaps
+    (tools/headless.py): pytest is a subreaper that reaps only between tests, so an orphan made
+    inside a notebook (the doctor's measurement) would otherwise wait for it and be reported as
+    never reaped."""
+    import support  # it imports this module: not at the top
+    with support.on_jupyter_path(support.install_kernel(tmp_path_factory.mktemp("jupyter"))):
+        yield
+
+
 @pytest.fixture(scope="session")
 def pause_c(tmp_path_factory) -> str:
     """The seed's pause.c, compiled once per session outside the repo.

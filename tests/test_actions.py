@@ -169,3 +169,28 @@ def test_a_run_ends_its_actors_with_its_own_lab():
     assert wait_until(lambda: not descendants(), 10)
     assert run.final == {"a": (INIT, run.final["a"][1]), "b": ("a", "zombie"),
                          "c": (INIT, run.final["c"][1])}
+
+
+def test_the_runner_drives_the_lab_through_its_public_methods_only():
+    """labkit.action_runner is a client of Lab like a notebook: no `lab._anything`."""
+    import ast
+    import inspect
+
+    from labkit import action_runner
+    tree = ast.parse(inspect.getsource(action_runner))
+    private = sorted({f"lab.{n.attr}" for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+                      and isinstance(n.value, ast.Name) and n.value.id == "lab"
+                      and n.attr.startswith("_")})
+    assert private == []
+
+
+def test_the_language_creates_no_process_and_knows_no_lab():
+    """labkit.script (parse, the dry run, render, random scripts) imports nothing that runs a
+    lab: a script is checked in full before any process exists."""
+    import subprocess
+    import sys
+    code = ("import sys, labkit.script; "
+            "print(sorted(m for m in sys.modules if m.startswith('labkit')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert "labkit.lab" not in out and "labkit.action_runner" not in out

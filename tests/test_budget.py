@@ -19,6 +19,7 @@ import tempfile
 import psutil
 import pytest
 from conftest import wait_until
+from support import ps_zombies_of
 
 import labkit
 from labkit import budget, machine
@@ -36,12 +37,6 @@ USER_UID = 1000
 @pytest.fixture(params=["subreaper", "pid-namespace"])
 def mode(request) -> str:
     return request.param
-
-
-def ps_zombies_of(ppid: int) -> int:
-    out = subprocess.run(["ps", "-o", "stat=", "--ppid", str(ppid)],
-                         capture_output=True, text=True).stdout
-    return sum(1 for line in out.split() if line.startswith("Z"))
 
 
 def read(path: str) -> str:

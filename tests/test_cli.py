@@ -11,6 +11,7 @@ import sys
 import psutil
 import pytest
 from conftest import wait_until
+from support import child_env
 
 from labkit import cli, limits
 from labkit.lab import Lab
@@ -22,8 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def labkit_env(**extra: str) -> dict[str, str]:
-    return dict(os.environ, **extra,
-                PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    return child_env(**extra)
 
 
 def run_cli(*args: str, **extra: str) -> subprocess.CompletedProcess:

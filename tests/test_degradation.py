@@ -25,7 +25,7 @@ import textwrap
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from support import child_env, execute, install_kernel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(REPO, "tests", "tools", "no_namespaces.c")
@@ -66,8 +66,7 @@ def no_namespaces(tmp_path_factory) -> str:
 @pytest.fixture
 def env(tmp_path) -> dict[str, str]:
     """The environment of a child: this labkit importable, and a doctor cache of its own."""
-    return dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"),
-                PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    return child_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
 
 
 def run(command: list[str], env: dict[str, str], timeout: float = 60.0):
@@ -351,15 +350,9 @@ def test_a_pod_is_refused_naming_the_mechanism_errno_and_what_works(no_namespace
 def kernel_under_the_filter(no_namespaces, env, tmp_path, monkeypatch):
     """A python3 kernelspec whose argv runs the kernel under the filter (and under the lab's
     init, as tests/test_notebooks.py does, so the doctor's orphan is reaped at once)."""
-    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec = {"argv": [no_namespaces, sys.executable, "-m", "labkit.pause", "--subreaper",
-                     "--drain", "--", sys.executable, "-m", "ipykernel_launcher", "-f",
-                     "{connection_file}"],
-            "display_name": "Python 3 (no namespaces)", "language": "python",
-            "interrupt_mode": "message"}
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    spec_root = install_kernel(tmp_path / "jupyter", prefix=[no_namespaces],
+                               display_name="Python 3 (no namespaces)")
+    monkeypatch.setenv("JUPYTER_PATH", spec_root)
     for name in ("XDG_CACHE_HOME", "PYTHONPATH"):
         monkeypatch.setenv(name, env[name])
 
@@ -367,10 +360,7 @@ def kernel_under_the_filter(no_namespaces, env, tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.user  # Binder is both: namespaces denied and uid 1000
 def test_the_first_notebook_runs_headless_under_the_filter(kernel_under_the_filter):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(nb, timeout=60, kernel_name="python3",
-                            resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}})
-    client.execute()
+    nb = execute(nbformat.read(NOTEBOOK, as_version=4), os.path.dirname(NOTEBOOK))
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     shown = "\n".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") +
@@ -395,9 +385,7 @@ def test_every_notebook_runs_headless_where_namespaces_are_denied(kernel_under_t
     """As under Docker's default profile: a notebook that needs namespaces must say what it
     cannot show and go on with what still works, never fail. (Not repeated as uid 1000: the
     browser test runs every notebook as on Binder, uid 1000 with namespaces denied.)"""
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=60, kernel_name="python3",
-                   resources={"metadata": {"path": os.path.dirname(path)}}).execute()
+    nb = execute(nbformat.read(path, as_version=4), os.path.dirname(path))
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     # On Binder no lesson may vanish: the nearest real thing runs, the rest is a labelled

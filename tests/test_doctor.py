@@ -19,6 +19,7 @@ import threading
 import psutil
 import pytest
 from conftest import wait_until
+from support import child_env
 
 import labkit
 from labkit import machine, probe, procfs
@@ -34,8 +35,7 @@ FACTS = {"kernel", "pid1", "orphans", "user", "subreaper", "user_namespaces", "p
 
 def run_doctor_cli(*args: str, cache: str, tmpdir: str | None = None) -> dict:
     """`python -m labkit doctor --json ARGS` in a child process, with a cache of the test's own."""
-    env = dict(os.environ, XDG_CACHE_HOME=cache,
-               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env = child_env(XDG_CACHE_HOME=cache)
     if tmpdir is not None:
         env["TMPDIR"] = tmpdir
     done = subprocess.run([sys.executable, "-m", "labkit", "doctor", "--json", *args], env=env,
@@ -285,8 +285,7 @@ def test_labkit_doctor_is_the_function_even_after_importing_its_module():
     """The module is labkit.machine, so no import can bind the name labkit.doctor to a module."""
     code = ("import labkit.machine, labkit; r = labkit.doctor(measure=False); "
             "print(type(r).__name__, sorted(r.facts) == sorted(labkit.machine.LABELS))")
-    env = dict(os.environ,
-               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env = child_env()
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.split() == ["Report", "True"], done.stderr

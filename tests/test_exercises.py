@@ -12,7 +12,7 @@ import sys
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from support import execute
 
 from labkit import actions, exercises
 
@@ -21,33 +21,27 @@ NOTEBOOK = os.path.join(REPO, "notebooks", "08-exercises.ipynb")
 TOOL = os.path.join(REPO, "tools", "make_student_version.py")
 
 
-# --- running a notebook headless, its kernel under the lab's init (as test_notebooks.py) ------
 
-@pytest.fixture(scope="module")
-def kernel_under_an_init(tmp_path_factory):
-    spec_dir = tmp_path_factory.mktemp("jupyter") / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec = {"argv": [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain", "--",
-                     sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (under labkit.pause)", "language": "python",
-            "interrupt_mode": "message"}
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = str(spec_dir.parent.parent)
-    yield
-    if old is None:
-        del os.environ["JUPYTER_PATH"]
-    else:
-        os.environ["JUPYTER_PATH"] = old
+def test_the_reaper_trial_is_a_standard_library_program():
+    """labkit.reaper_trial runs inside the lab under `python -S`: importing it loads nothing
+    beyond the standard library and labkit's own package marker."""
+    code = ("import json, sys; import labkit.reaper_trial; print(json.dumps([m for m in "
+            "sys.modules if m.split('.')[0] not in sys.stdlib_module_names | {'__main__'}]))")
+    env = dict(os.environ, PYTHONPATH=REPO)
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         check=True, env=env).stdout
+    assert sorted(json.loads(out)) == ["labkit", "labkit.reaper_trial"]
 
 
-def execute(nb: nbformat.NotebookNode, allow_errors: bool) -> nbformat.NotebookNode:
+# --- running a notebook headless, its kernel under the lab's init (conftest.py) --------------
+
+
+def run_notebook(nb: nbformat.NotebookNode, allow_errors: bool) -> nbformat.NotebookNode:
     env_path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = env_path
     try:
-        NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=allow_errors,
-                       resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}}).execute()
+        execute(nb, os.path.dirname(NOTEBOOK), allow_errors=allow_errors)
     finally:
         if old is None:
             del os.environ["PYTHONPATH"]
@@ -120,7 +114,7 @@ def test_every_graded_answer_of_08_has_hidden_tests_that_grade_the_login_being_g
 
 
 def test_the_solutions_notebook_passes_every_check(kernel_under_an_init):
-    nb = execute(nbformat.read(NOTEBOOK, as_version=4), allow_errors=False)
+    nb = run_notebook(nbformat.read(NOTEBOOK, as_version=4), allow_errors=False)
     checks = [c for c in grading(nb, "grade") if c.cell_type == "code"]
     assert len(checks) == 7
     for cell in checks:
@@ -151,7 +145,7 @@ def test_the_student_version_fails_every_check_until_solved(kernel_under_an_init
     [explain] = [c.source for c in grading(student, "solution") if c.cell_type == "markdown"]
     assert explain == "YOUR ANSWER HERE"
 
-    nb = execute(student, allow_errors=True)
+    nb = run_notebook(student, allow_errors=True)
     checks = [c for c in grading(nb, "grade") if c.cell_type == "code"]
     for cell in checks:
         assert [e.ename for e in errors(cell)] == ["AssertionError"], cell.source

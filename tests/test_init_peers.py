@@ -38,6 +38,7 @@ from pathlib import Path
 
 import pytest
 from conftest import wait_until
+from support import child_env, sigmask
 
 REPO = Path(__file__).resolve().parent.parent
 ROOT = os.geteuid() == 0
@@ -130,10 +131,6 @@ def wchan(pid: int) -> str:
         return ""
 
 
-def sigmask(*signals: int) -> int:
-    return sum(1 << (int(s) - 1) for s in signals)
-
-
 def zombies_in(proc: str) -> list[int]:
     """PIDs in state Z in a /proc (the namespace's, seen from here through PID 1's root)."""
     pids = [int(name) for name in os.listdir(proc) if name.isdigit()]
@@ -141,11 +138,6 @@ def zombies_in(proc: str) -> list[int]:
 
 
 # --- the inits as PID 1 --------------------------------------------------------------------------
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
 
 
 def unshare_prefix() -> list[str]:

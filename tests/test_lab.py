@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
 import psutil
 import pytest
 from conftest import wait_until
+from support import ps_zombies_of
 
 import labkit
 from labkit import observe, procfs
 
 pytestmark = pytest.mark.user  # a PID-namespace lab needs a user namespace when not root
-
-
-def ps_zombies_of(ppid: int) -> int:
-    """Zombies among ppid's children, as `ps` reports them."""
-    out = subprocess.run(["ps", "-o", "stat=", "--ppid", str(ppid)],
-                         capture_output=True, text=True).stdout
-    return sum(1 for line in out.split() if line.startswith("Z"))
 
 
 def alive(pid: int) -> bool:

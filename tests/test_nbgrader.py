@@ -10,7 +10,6 @@ test_notebooks.py.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ import sys
 
 import nbformat
 import pytest
+from support import child_env, install_kernel
 
 # About 100 s on two shared cores: a generate and three autogrades of real processes.
 pytestmark = pytest.mark.slow
@@ -66,21 +66,14 @@ def course(tmp_path_factory):
         f"c.CourseDirectory.course_id = {COURSE!r}\n"
         f"c.CourseDirectory.root = {str(root)!r}\n"
         "c.Execute.timeout = 300\n")
-    spec_dir = root / "jupyter" / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec_dir.joinpath("kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain", "--",
-                 sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (under labkit.pause)", "language": "python",
-        "interrupt_mode": "message"}))
+    install_kernel(root / "jupyter")
     shims = root / "bin"
     shims.mkdir()
     alembic = shims / "alembic"  # the venv's script may name an interpreter this user can't read
     alembic.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m alembic "$@"\n')
     alembic.chmod(0o755)
-    env = dict(os.environ, JUPYTER_PATH=str(root / "jupyter"),
-               PATH=os.pathsep.join([str(shims), os.environ.get("PATH", "")]),
-               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env = child_env(JUPYTER_PATH=str(root / "jupyter"),
+                    PATH=os.pathsep.join([str(shims), os.environ.get("PATH", "")]))
     env.pop("NBGRADER_EXECUTION", None)
     return root, env
 

@@ -6,13 +6,13 @@ import functools
 import glob
 import json
 import os
-import sys
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from support import execute
 
-pytestmark = pytest.mark.user  # learners on Binder and JupyterHub are uid 1000
+# Learners on Binder and JupyterHub are uid 1000; the kernel runs under the lab's init.
+pytestmark = [pytest.mark.user, pytest.mark.usefixtures("kernel_under_an_init")]
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))
@@ -47,39 +47,11 @@ def test_no_code_cell_is_longer_than_12_lines(path):
     assert not long, f"cells (index: lines) over 12 lines: {long}"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def kernel_under_an_init(tmp_path_factory):
-    """Run the notebooks' kernel as Jupyter does on a hub, but under an init that reaps.
-
-    pytest is a subreaper that reaps only between tests, so an orphan made inside a notebook
-    (the doctor's measurement) would otherwise wait for it and be reported as never reaped.
-    Under labkit.pause --subreaper the kernel's orphans are reaped at once, as on a good host.
-    Interrupts go as messages, so that they reach ipykernel, not the init.
-    """
-    spec_dir = tmp_path_factory.mktemp("jupyter") / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec = {"argv": [sys.executable, "-m", "labkit.pause", "--subreaper", "--drain", "--",
-                     sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (under labkit.pause)", "language": "python",
-            "interrupt_mode": "message"}
-    (spec_dir / "kernel.json").write_text(json.dumps(spec))
-    old = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = str(spec_dir.parent.parent)
-    yield
-    if old is None:
-        del os.environ["JUPYTER_PATH"]
-    else:
-        os.environ["JUPYTER_PATH"] = old
-
-
 @functools.cache
 def executed(path: str) -> nbformat.NotebookNode:
     """The notebook after a headless Run All (once per test session), from its own folder."""
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=60, kernel_name="python3",
-                            resources={"metadata": {"path": os.path.dirname(path)}})
-    client.execute()  # raises CellExecutionError on the first failing cell
-    return nb
+    # CellExecutionError on the first failing cell
+    return execute(nbformat.read(path, as_version=4), os.path.dirname(path))
 
 
 def text_of(nb: nbformat.NotebookNode) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 from conftest import reap_adopted, wait_until
+from support import child_env, sigmask
 
 import labkit
 from labkit import pause, procfs
@@ -48,18 +49,7 @@ DEADLINE = 10.0  # generous: a loaded CI machine, a cold interpreter start
 ROOT = os.geteuid() == 0
 
 
-def sigmask(*signals: int) -> int:
-    """The bits /proc/PID/status shows for a set of signals (bit N-1 for signal N)."""
-    return sum(1 << (int(s) - 1) for s in signals)
-
-
 WAITED = sigmask(signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
-
-
-def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
 
 
 # --- /proc, read through labkit.procfs (test_init_peers.py keeps an independent reader) ---------

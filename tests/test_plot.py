@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import subprocess
 import time
 
 import nbformat
@@ -15,7 +14,7 @@ import pytest
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
-from nbclient import NotebookClient
+from support import execute, ps_zombies_of
 
 import labkit
 from labkit import plot
@@ -25,13 +24,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def ps_zombies_of(ppid: int) -> int:
-    """Zombies among ppid's children, as `ps` reports them."""
-    out = subprocess.run(["ps", "-o", "stat=", "--ppid", str(ppid)],
-                         capture_output=True, text=True).stdout
-    return sum(1 for line in out.split() if line.startswith("Z"))
 
 
 def record_burst(lab: labkit.Lab, policy: str, n: int) -> tuple[Series, labkit.Parent, int]:
@@ -291,6 +283,7 @@ def test_unknown_states_are_grey_and_zombies_keep_their_colour():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("kernel_under_an_init")
 def test_a_figure_is_a_png_output_in_a_headless_notebook_without_pyplot():
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -302,8 +295,7 @@ def test_a_figure_is_a_png_output_in_a_headless_notebook_without_pyplot():
             "plot.growth(s)"),
         nbformat.v4.new_code_cell("import sys\n'matplotlib.pyplot' in sys.modules"),
     ]
-    NotebookClient(nb, timeout=60, kernel_name="python3",
-                   resources={"metadata": {"path": REPO}}).execute()
+    execute(nb, REPO)
     (shown,) = nb.cells[0].outputs
     assert shown.output_type == "execute_result"
     png = shown.data["image/png"]  # base64, as nbformat stores it

@@ -23,7 +23,7 @@ from contextlib import redirect_stdout
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from support import execute
 from test_degradation import env, kernel_under_the_filter, no_namespaces  # noqa: F401 (fixtures)
 
 from labkit import container, podtour, recorded
@@ -214,9 +214,7 @@ def sections(nb: nbformat.NotebookNode) -> dict[str, list[str]]:
 @pytest.mark.slow
 def test_where_namespaces_are_denied_no_section_is_skipped_or_empty(notebook):
     path = os.path.join(REPO, "notebooks", f"{notebook}.ipynb")
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=120, kernel_name="python3",
-                   resources={"metadata": {"path": os.path.dirname(path)}}).execute()
+    nb = execute(nbformat.read(path, as_version=4), os.path.dirname(path), timeout=120)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors

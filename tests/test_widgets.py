@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import subprocess
 import time
 
 import nbformat
@@ -17,7 +16,7 @@ import psutil
 import pytest
 from conftest import wait_until
 from matplotlib.figure import Figure
-from nbclient import NotebookClient
+from support import execute, ps_zombies_of
 
 import labkit
 from labkit import procfs
@@ -25,13 +24,6 @@ from labkit.widgets import Dashboard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def ps_zombies_of(ppid: int) -> int:
-    """Zombies among ppid's children, as `ps` reports them."""
-    out = subprocess.run(["ps", "-o", "stat=", "--ppid", str(ppid)],
-                         capture_output=True, text=True).stdout
-    return sum(1 for line in out.split() if line.startswith("Z"))
 
 
 state_letter = procfs.state  # the state in /proc/PID/stat (proc(5)); None if there is none
@@ -266,9 +258,10 @@ def test_without_a_frontend_the_dashboard_shows_a_png(dash):
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("kernel_under_an_init")
 def test_a_headless_run_of_the_dashboard_notebook_outputs_a_png():
     nb = nbformat.read(os.path.join(REPO, "tests", "browser", "dashboard.ipynb"), as_version=4)
-    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    execute(nb)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     pictures = [o for o in outputs if "image/png" in o.get("data", {})]

@@ -20,7 +20,6 @@ import argparse
 import datetime
 import glob
 import html
-import json
 import os
 import platform
 import re
@@ -31,13 +30,15 @@ import time
 from dataclasses import dataclass
 
 import nbformat
-from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KERNEL_NAME = "python3"  # the name every notebook's kernelspec asks for
-UNDER_PAUSE = ["-m", "labkit.pause", "--subreaper", "--drain", "--"]
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TOOLS)
+if TOOLS not in sys.path:  # tools/ is no package; a test may load this file by its path
+    sys.path.append(TOOLS)
+import headless  # noqa: E402 (needs tools/ on sys.path)
+
 HEADER_ID = "executed-edition"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # colours in a traceback's text
 STYLE = ("font-family: sans-serif; font-size: 14px; background: #fff8e1; border: 1px solid "
@@ -61,21 +62,14 @@ def find_notebooks(folder: str) -> list[str]:
 
 
 def install_kernel(spec_root: str) -> str:
-    """A python3 kernelspec in `spec_root` whose kernel runs under labkit.pause; put first on
+    """The python3 kernelspec under labkit.pause (tools/headless.py) in `spec_root`, first on
     JUPYTER_PATH. Returns the command line it runs, for the pages' header."""
-    spec_dir = os.path.join(spec_root, "kernels", KERNEL_NAME)
-    os.makedirs(spec_dir)
-    argv = [sys.executable, *UNDER_PAUSE, sys.executable, "-m", "ipykernel_launcher",
-            "-f", "{connection_file}"]
     # The kernel imports this repository's labkit, whatever is installed.
     path = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
-    spec = {"argv": argv, "display_name": "Python 3 (under labkit.pause)",
-            "language": "python", "interrupt_mode": "message", "env": {"PYTHONPATH": path}}
-    with open(os.path.join(spec_dir, "kernel.json"), "w") as f:
-        json.dump(spec, f)
+    headless.install_kernel(spec_root, env={"PYTHONPATH": path})
     os.environ["JUPYTER_PATH"] = os.pathsep.join(
         filter(None, [spec_root, os.environ.get("JUPYTER_PATH")]))
-    return " ".join(["python", *UNDER_PAUSE, "python", "-m", "ipykernel_launcher"])
+    return " ".join(["python", *headless.UNDER_PAUSE, "python", "-m", "ipykernel_launcher"])
 
 
 def provenance(kernel_command: str) -> dict[str, str]:
@@ -126,10 +120,8 @@ def title_of(nb: nbformat.NotebookNode, fallback: str) -> str:
 
 def execute(nb: nbformat.NotebookNode, folder: str, timeout: float) -> str:
     """Run every cell, in `folder`; the error that stopped the run, or ""."""
-    client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL_NAME,
-                            resources={"metadata": {"path": folder}})
     try:
-        client.execute()
+        headless.execute(nb, folder, timeout)
     except CellExecutionError as exc:
         return ANSI.sub("", f"{exc.ename}: {exc.evalue}")
     except Exception as exc:  # the kernel died or a cell timed out: say so in the page

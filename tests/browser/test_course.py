@@ -41,18 +41,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import psutil
 import pytest
-from conftest import reap_adopted, zombie_count
+from conftest import reap_adopted, wait_until, zombie_count
+from support import JupyterServer, free_port, jupyterlab_args
 from test_dashboard import (
     CHROMIUM,
     CHROMIUM_ARGS,
     SETTINGS,
-    free_port,
     require_browser,
     run_all_cells,
 )
@@ -148,17 +146,15 @@ def run_as(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, **kwargs)
 
 
-class BinderSession:
+class BinderSession(JupyterServer):
     """JupyterLab as uid 1000, seccomp-filtered, under a non-reaping PID 1 in a PID namespace."""
 
+    name = "the session"
+
     def __init__(self, stage: str) -> None:
+        super().__init__(free_port(), secrets.token_hex(16), os.path.join(stage, "jupyter.log"))
         self.stage = stage
         self.root = os.geteuid() == 0
-        self.port = free_port()
-        self.token = secrets.token_hex(16)
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-        self.log_path = os.path.join(stage, "jupyter.log")
         self.home = os.path.join(stage, "home")
         self._prepare()
 
@@ -247,36 +243,10 @@ class BinderSession:
 
     def start(self) -> None:
         command = [*self._become_user(), self.no_namespaces,
-                   sys.executable, self.entrypoint, self.start_script,
-                   sys.executable, "-m", "jupyterlab", "--no-browser",
-                   f"--port={self.port}", "--ServerApp.ip=127.0.0.1",
-                   f"--ServerApp.token={self.token}",
-                   f"--ServerApp.root_dir={os.path.join(self.home, 'course')}",
-                   f"--LabApp.user_settings_dir={self.settings}",
-                   f"--LabApp.workspaces_dir={os.path.join(self.home, '.workspaces')}",
-                   "--LabApp.extension_manager=readonly"]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(command, env=self.env, cwd=self.home, stdout=log,
-                                         stderr=log, stdin=subprocess.DEVNULL)
-
-    def api(self, path: str, method: str = "GET") -> object:
-        request = urllib.request.Request(f"{self.url}{path}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-        return json.loads(body) if body else None
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"the session exited with {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                self.api("/api/status")
-                return
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not answer within {timeout:g} s:\n{self.log()}")
-            time.sleep(0.2)
+                   sys.executable, self.entrypoint, self.start_script, sys.executable,
+                   *jupyterlab_args(self.port, self.token, os.path.join(self.home, "course"),
+                                    self.settings, os.path.join(self.home, ".workspaces"))]
+        self.launch(command, self.env, cwd=self.home)
 
     def init(self) -> psutil.Process:
         """The entrypoint: PID 1 of the namespace (the child of unshare)."""
@@ -286,7 +256,7 @@ class BinderSession:
                     if self.entrypoint in proc.cmdline():
                         return proc
             return None
-        proc = wait_for(found, 10)
+        proc = wait_until(found, 10)
         assert proc is not None, "no entrypoint under unshare"
         return proc
 
@@ -304,8 +274,7 @@ class BinderSession:
     def shutdown_kernels(self) -> None:
         for session in self.api("/api/sessions"):
             self.api(f"/api/sessions/{session['id']}", method="DELETE")
-        for kernel in self.api("/api/kernels"):
-            self.api(f"/api/kernels/{kernel['id']}", method="DELETE")
+        super().shutdown_kernels()
 
     def stop(self) -> None:
         """SIGTERM to PID 1, which passes it on to the server; the namespace ends with PID 1."""
@@ -318,10 +287,6 @@ class BinderSession:
         except subprocess.TimeoutExpired:
             self.proc.kill()  # unshare --kill-child: PID 1, and so the namespace, goes with it
             self.proc.wait()
-
-    def log(self) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return f.read()[-4000:]
 
 
 @pytest.fixture
@@ -339,15 +304,6 @@ def session() -> Iterator[BinderSession]:
             srv.stop()
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-def wait_for(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
 
 
 def tree_of(top: psutil.Process) -> list[psutil.Process]:
@@ -453,7 +409,7 @@ def test_every_notebook_runs_in_jupyterlab_served_as_on_binder(session):
     assert session.proc.returncode == 0, f"the session exited with {session.proc.returncode}:" \
         f"\n{session.log()}"
     reap_adopted()
-    assert wait_for(lambda: not namespace_members(ns), 10), \
+    assert wait_until(lambda: not namespace_members(ns), 10), \
         f"processes remain in the session's PID namespace: {namespace_members(ns)}"
     assert labkit_processes(me) == []
     assert zombies_under(tree_of(me)) == []
@@ -527,11 +483,11 @@ def after_kernel_shutdown(session: BinderSession, init: psutil.Process, server: 
     """The kernel is gone: so must be its labs, and no orphan may be left a zombie, neither of
     PID 1 (which never reaps) nor of the session's pause (binder/start), which must reap it."""
     problems = []
-    if not wait_for(lambda: not kernels(init), 20):
+    if not wait_until(lambda: not kernels(init), 20):
         problems.append(f"{name}: the kernel did not shut down")
-    if not wait_for(lambda: not labkit_processes(server), 20):
+    if not wait_until(lambda: not labkit_processes(server), 20):
         problems.append(f"{name}: lab processes outlived the kernel: {labkit_processes(server)}")
     watched = [init, session.session_init(init)]
-    if not wait_for(lambda: not zombies_under(watched), 5):
+    if not wait_until(lambda: not zombies_under(watched), 5):
         problems.append(f"{name}: zombies left unreaped: {zombies_under(watched)}")
     return problems

@@ -17,18 +17,13 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import psutil
 import pytest
-from conftest import reap_adopted
+from conftest import reap_adopted, wait_until
+from support import JupyterServer, child_env, free_port, jupyterlab_args, ps_zombies_of
 
 pytestmark = pytest.mark.slow  # a real JupyterLab in a real Chromium: minutes
 
@@ -52,12 +47,6 @@ SETTINGS = {
 TIMEOUT_MS = 45_000  # for any one thing the page must show (a loaded CI machine is slow)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def lab_processes(top: psutil.Process) -> list[psutil.Process]:
     """labkit's processes below `top`: the lab roots (python -m labkit.pause), their agents,
     parents and children."""
@@ -70,12 +59,11 @@ def lab_processes(top: psutil.Process) -> list[psutil.Process]:
     return found
 
 
-class Server:
+class Server(JupyterServer):
     """`jupyter lab` from this interpreter, serving a copy of the helper notebook."""
 
     def __init__(self, tmp: str) -> None:
-        self.port = free_port()
-        self.token = secrets.token_hex(16)
+        super().__init__(free_port(), secrets.token_hex(16), os.path.join(tmp, "jupyter.log"))
         self.root = os.path.join(tmp, "root")
         os.makedirs(self.root)
         # A copy: the page may write to the notebook it shows; the repository stays clean.
@@ -86,63 +74,17 @@ class Server:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "w") as f:
                 json.dump(values, f)
-        env = dict(os.environ)
-        env.update(
-            PYTHONPATH=os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")])),
+        env = child_env(
             JUPYTER_CONFIG_DIR=os.path.join(tmp, "config"),
             JUPYTER_DATA_DIR=os.path.join(tmp, "data"),
             JUPYTER_RUNTIME_DIR=os.path.join(tmp, "runtime"),
             IPYTHONDIR=os.path.join(tmp, "ipython"),
         )
-        command = [sys.executable, "-m", "jupyterlab", "--no-browser",
-                   f"--port={self.port}", "--ServerApp.ip=127.0.0.1",
-                   f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={self.root}",
-                   f"--LabApp.user_settings_dir={settings}",
-                   f"--LabApp.workspaces_dir={os.path.join(tmp, 'workspaces')}",
-                   "--LabApp.extension_manager=readonly"]
+        command = [sys.executable, *jupyterlab_args(self.port, self.token, self.root, settings,
+                                                     os.path.join(tmp, "workspaces"))]
         if os.geteuid() == 0:
             command.append("--allow-root")
-        self.log_path = os.path.join(tmp, "jupyter.log")
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def api(self, path: str, method: str = "GET") -> object:
-        request = urllib.request.Request(f"{self.url}{path}", method=method,
-                                         headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            body = response.read()
-        return json.loads(body) if body else None
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                self.api("/api/status")
-                return
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not answer within {timeout:g} s:\n{self.log()}")
-            time.sleep(0.2)
-
-    def shutdown_kernels(self) -> None:
-        for kernel in self.api("/api/kernels"):
-            self.api(f"/api/kernels/{kernel['id']}", method="DELETE")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # jupyter_server shuts its kernels down too
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def log(self) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return f.read()[-4000:]
+        self.launch(command, env)
 
 
 @pytest.fixture
@@ -248,7 +190,7 @@ def test_fork_clicked_in_jupyterlab_makes_zombies_that_the_page_shows(server, tm
     # the kernel is killed instead): every process of it is gone.
     assert labs
     server.shutdown_kernels()
-    assert wait_for(lambda: not any(alive(proc) for proc in labs), 20), \
+    assert wait_until(lambda: not any(alive(proc) for proc in labs), 20), \
         [proc.pid for proc in labs if alive(proc)]
     server.stop()
     assert server.proc.returncode is not None
@@ -282,18 +224,3 @@ def alive(proc: psutil.Process) -> bool:
         return proc.is_running()
     except psutil.Error:
         return False
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-def ps_zombies_of(ppid: int) -> int:
-    out = subprocess.run(["ps", "-o", "stat=", "--ppid", str(ppid)],
-                         capture_output=True, text=True).stdout
-    return sum(1 for line in out.split() if line.startswith("Z"))
