@@ -13,6 +13,7 @@ import os
 import weakref
 from typing import NamedTuple
 
+from labkit import procfs
 from labkit.budget import Usage
 from labkit.errors import BudgetUnavailable, CapacityError, ForkRefused, LabError
 from labkit.lab import Lab, Parent
@@ -109,12 +110,10 @@ def zombie_memory(pid: int) -> str:
     """What a zombie still holds, from /proc/PID/status (proc(5)) and, where readable, the
     kernel's slab caches: no user memory (do_exit() let go of it, kernel/exit.c: exit_mm), but
     its task_struct, its struct pid and its exit status, until it is reaped (release_task)."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    except FileNotFoundError:
+    status = procfs.status(pid)
+    if status is None:
         raise LabError(f"process {pid} no longer exists: once reaped, a zombie leaves nothing "
-                       "behind. Make new zombies (fill_with_zombies) to look at one") from None
+                       "behind. Make new zombies (fill_with_zombies) to look at one")
     vm = sorted(key for key in status if key.startswith("Vm"))
     lines = [f"/proc/{pid}/status: State {status.get('State', '?')}; "
              + (f"memory lines: {', '.join(vm)}" if vm else
