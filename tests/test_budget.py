@@ -336,8 +336,10 @@ def test_as_an_unprivileged_user_the_budget_is_rlimit_nproc():
                         ignore=shutil.ignore_patterns("__pycache__"))
         os.mkdir(os.path.join(stage, "tests"))
         os.mkdir(os.path.join(stage, "home"))
-        for name in ("conftest.py", "test_budget.py"):
+        for name in ("conftest.py", "support.py", "test_budget.py"):
             shutil.copy(os.path.join(tests, name), os.path.join(stage, "tests"))
+        shutil.copytree(os.path.join(tests, "..", "tools"), os.path.join(stage, "tools"),
+                        ignore=shutil.ignore_patterns("__pycache__"))  # support imports it
         shutil.copy(os.path.join(tests, "..", "pyproject.toml"), stage)
         for top, dirs, files in os.walk(stage):
             for name in [top, *(os.path.join(top, n) for n in dirs + files)]:
