@@ -393,3 +393,18 @@ def test_every_notebook_runs_headless_where_namespaces_are_denied(kernel_under_t
     said = [line for o in outputs for line in (o.get("text", "") + json.dumps(
         o.get("data", {}))).splitlines() if "skipped" in line.lower()]
     assert not said, said[:3]
+    assert not silent_sections(nb), "sections whose cells show nothing here"
+
+
+def silent_sections(nb) -> list[str]:
+    """The "## " sections whose code cells all ran and showed nothing: a lesson that vanished."""
+    shown: dict[str, list[bool]] = {}
+    title = None  # the imports before the first section may well print nothing
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                title = line if line.startswith("## ") else title
+        elif cell.cell_type == "code" and title is not None:
+            shown.setdefault(title, []).append(any(o.get("text", "").strip() or o.get("data")
+                                                   for o in cell.outputs))
+    return [title for title, cells in shown.items() if not any(cells)]
