@@ -50,8 +50,8 @@ from labkit.errors import (
     NamespaceUnavailable,
     ParentGoneError,
 )
+from labkit.labtable import LabTable
 from labkit.observe import (
-    ProcReader,
     Recorder,
     Snapshot,
     Tally,
@@ -234,7 +234,7 @@ def _own_folder(path: str) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
 
 
-def _finalize(session: _Session, reader: ProcReader) -> None:
+def _finalize(session: _Session, reader: LabTable) -> None:
     try:
         session.close()
     finally:
@@ -300,7 +300,7 @@ class Lab:
     def _start(self, mode: str) -> dict:
         """Start the root and the agent in `mode`; the agent's hello (its and the root's PIDs)."""
         self._session = _Session(mode, self.reap, self.budget)
-        self._reader = ProcReader()
+        self._reader = LabTable()
         self._finalizer = weakref.finalize(self, _finalize, self._session, self._reader)
         try:
             hello = self._session.channel.receive(START_TIMEOUT)

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import psutil
 
@@ -39,6 +39,14 @@ STAT_HEAD = 128
 VERIFY_EVERY = 10  # a recorder re-reads even trusted zombies once in this many samples
 
 ROLES = ("root", "agent", "parent", "child", "orphan", "descendant")
+
+
+class Reader(Protocol):
+    """What reads the table for a lab: ProcReader (every process) or labtable.LabTable."""
+
+    def read(self, root: int) -> dict[int, tuple[int, str, str]]: ...
+    def follow(self, root: int) -> dict[int, tuple[int, str, str]]: ...
+    def ns_pid(self, pid: int) -> int: ...
 
 
 class Proc(NamedTuple):
@@ -132,6 +140,14 @@ class ProcReader:
         with self._lock:
             self._passes += 1
             return self._table(trust_zombies and self._passes % VERIFY_EVERY != 0)
+
+    def read(self, root: int) -> dict[int, tuple[int, str, str]]:
+        """Every process now (what labkit.labtable.LabTable.read gives for one lab)."""
+        return self.table()
+
+    def follow(self, root: int) -> dict[int, tuple[int, str, str]]:
+        """Every process, trusting zombies that cannot have changed (a recorder's read)."""
+        return self.table(trust_zombies=True)
 
     def _table(self, trust_zombies: bool) -> dict[int, tuple[int, str, str]]:
         table = {}
@@ -306,10 +322,11 @@ def _label(p: Proc) -> str:
 
 
 def take_snapshot(root: int, roles: dict[int, str], parents: Iterable[int] = (),
-                  reader: ProcReader | None = None) -> Snapshot:
-    """Snapshot of `root` and its descendants; `roles` names the lab's known processes."""
+                  reader: Reader | None = None) -> Snapshot:
+    """Snapshot of `root` and its descendants; `roles` names the lab's known processes.
+    `reader`: a ProcReader, or a labkit.labtable.LabTable that reads the lab's processes only."""
     now = time.monotonic()
-    table = read_table() if reader is None else reader.table()
+    table = read_table() if reader is None else reader.read(root)
     parents = set(parents)
     states = STATES
     role_of = roles.get
@@ -336,19 +353,19 @@ class Tally(NamedTuple):
         return self.total
 
 
-def take_tally(root: int, reader: ProcReader | None = None) -> Tally:
+def take_tally(root: int, reader: Reader | None = None) -> Tally:
     """A Tally of `root` and its descendants: a Snapshot's counts without building its Procs
-    (a recorder samples 10 times a second; this is most of what it costs)."""
+    (a recorder samples 10 times a second; the reader follows what changed)."""
     now = time.monotonic()
-    table = read_table() if reader is None else reader.table(trust_zombies=True)
+    table = read_table() if reader is None else reader.follow(root)
     pids = lab_pids(table, root)
     letters = Counter(table[pid][1] for pid in pids)
     return Tally(now, {STATES.get(k, k): n for k, n in letters.items()}, len(pids))
 
 
-def count_lab(root: int, reader: ProcReader | None = None) -> int:
+def count_lab(root: int, reader: Reader | None = None) -> int:
     """How many processes the lab has now (the root included)."""
-    return len(lab_pids(read_table() if reader is None else reader.table(), root))
+    return len(lab_pids(read_table() if reader is None else reader.read(root), root))
 
 
 @dataclass
@@ -492,7 +509,7 @@ def namespace_pid(pid: int) -> int | None:
     return found[-1] if found else None
 
 
-def with_namespace_pids(snap: Snapshot, reader: ProcReader | None = None) -> Snapshot:
+def with_namespace_pids(snap: Snapshot, reader: Reader | None = None) -> Snapshot:
     """`snap` with each process's PID inside the lab's PID namespace filled in."""
     find = reader.ns_pid if reader is not None else (lambda pid: namespace_pid(pid) or pid)
     procs = tuple(p._replace(ns_pid=find(p.pid)) for p in snap.procs)
