@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if os.path.dirname(HERE) not in sys.path:  # labkit, when it is not installed (PYTHONPATH=.)
     sys.path.insert(1, os.path.dirname(HERE))
 
-BENCHMARKS = ("fork", "snapshot", "lifecycle", "visual", "inits")
+BENCHMARKS = ("fork", "snapshot", "observe", "lifecycle", "visual", "inits")
 
 
 def machine() -> str:
@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             elif name == "snapshot":
                 import bench_snapshot
                 rows += bench_snapshot.run(args.reps, modes)
+            elif name == "observe":
+                import bench_observe
+                rows += bench_observe.run(args.reps, modes)
             elif name == "visual":
                 import bench_visual
                 rows += bench_visual.run(args.reps, modes)

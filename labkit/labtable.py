@@ -34,6 +34,7 @@ import resource
 import select
 import threading
 import time
+from collections import Counter
 
 from labkit import procfs
 from labkit.errors import ProcUnreadable
@@ -107,6 +108,7 @@ class LabTable:
         self._pid_max = procfs.pid_max()
         self._fallback = None if self.scoped else ProcReader(max_open)
         self._lock = threading.Lock()
+        self._counted: tuple[dict, Counter[str]] = ({}, Counter())
         self.full_reads = 0                 # how many walks follow() and read() made
 
     # --- the two ways to read ---------------------------------------------------------------
@@ -134,6 +136,15 @@ class LabTable:
                 return self._full(root)
             return self._changes(root)
 
+    def census(self, root: int) -> Counter[str]:
+        """How many of the lab's processes are in each state (letters), as follow() sees them.
+        A recorder asks ten times a second; an idle lab's table is the same object each time,
+        and so are its counts."""
+        table = self.follow(root)
+        if table is not self._counted[0]:
+            self._counted = (table, Counter(entry[1] for entry in table.values()))
+        return self._counted[1]
+
     # --- read(): the walk -------------------------------------------------------------------
 
     def _full(self, root: int) -> dict[int, Entry]:
@@ -155,6 +166,12 @@ class LabTable:
             while i < len(order):
                 pid = order[i]
                 i += 1
+                known = self._last.get(pid) if self.reap_events and pid in self._pidfd else None
+                if known is not None and known[1][1] == "Z" and _live(table.get(known[1][0])):
+                    # A zombie cannot change but for being reaped (its pidfd will say) or handed
+                    # on when its parent exits: its parent was just read, alive.
+                    table[pid] = known[1]
+                    continue
                 data = self._stat_of(pid)
                 if data is None:
                     continue
@@ -427,6 +444,10 @@ class LabTable:
             if self._fallback is not None:
                 self._fallback.close()
             self._table = {}
+
+
+def _live(entry: Entry | None) -> bool:
+    return entry is not None and entry[1] != "Z"
 
 
 def _threads(data: bytes) -> int:

@@ -46,6 +46,7 @@ class Reader(Protocol):
 
     def read(self, root: int) -> dict[int, tuple[int, str, str]]: ...
     def follow(self, root: int) -> dict[int, tuple[int, str, str]]: ...
+    def census(self, root: int) -> Counter[str]: ...
     def ns_pid(self, pid: int) -> int: ...
 
 
@@ -148,6 +149,10 @@ class ProcReader:
     def follow(self, root: int) -> dict[int, tuple[int, str, str]]:
         """Every process, trusting zombies that cannot have changed (a recorder's read)."""
         return self.table(trust_zombies=True)
+
+    def census(self, root: int) -> Counter[str]:
+        """census() of follow(root): what a recorder's sample needs."""
+        return census(self.follow(root), root)
 
     def _table(self, trust_zombies: bool) -> dict[int, tuple[int, str, str]]:
         table = {}
@@ -357,10 +362,13 @@ def take_tally(root: int, reader: Reader | None = None) -> Tally:
     """A Tally of `root` and its descendants: a Snapshot's counts without building its Procs
     (a recorder samples 10 times a second; the reader follows what changed)."""
     now = time.monotonic()
-    table = read_table() if reader is None else reader.follow(root)
-    pids = lab_pids(table, root)
-    letters = Counter(table[pid][1] for pid in pids)
-    return Tally(now, {STATES.get(k, k): n for k, n in letters.items()}, len(pids))
+    letters = census(read_table(), root) if reader is None else reader.census(root)
+    return Tally(now, {STATES.get(k, k): n for k, n in letters.items()}, sum(letters.values()))
+
+
+def census(table: dict[int, tuple[int, str, str]], root: int) -> Counter[str]:
+    """How many of `root` and its descendants in `table` are in each state (letters)."""
+    return Counter(table[pid][1] for pid in lab_pids(table, root))
 
 
 def count_lab(root: int, reader: Reader | None = None) -> int:
