@@ -4,6 +4,8 @@
 
 The only module that knows ipywidgets. It composes the layers below: the Lab acts, observe reads
 the process table, plot draws it; this module wires them to controls and keeps the picture fresh.
+What the buttons do to the lab is in labkit.dashboard_actions, what the page says (its HTML
+and words) in labkit.dashboard_text; neither knows ipywidgets.
 
 Why it is built this way:
 - The picture refreshes from an asyncio task on the kernel's own event loop (ipykernel runs cells
@@ -32,9 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import bisect
-import html
 import io
-import signal
 import time
 import weakref
 from collections import deque
@@ -44,17 +44,28 @@ import ipywidgets as w
 from matplotlib.figure import Figure
 
 from labkit import checks, plot, procfs
-from labkit.errors import CapacityError, LabClosedError, LabError
-from labkit.lab import KillReport, Lab, Parent, ReapEvent
-from labkit.observe import ZOMBIE, Series, Snapshot
+from labkit.dashboard_actions import DashboardActions
+from labkit.dashboard_text import (
+    BUTTONS,
+    LOG_LINES,
+    counts_html,
+    explain,
+    log_html,
+    reasons,
+    status_html,
+    title_html,
+    tooltips,
+    tree_html,
+)
+from labkit.errors import LabClosedError, LabError
+from labkit.lab import Lab, Parent
+from labkit.observe import Series, Snapshot
 from labkit.parent import POLICIES
 
 INTERVAL = 0.2        # seconds between refreshes: 5 a second
 WINDOW = 60.0         # seconds of history the plot shows (and the dashboard keeps)
 MIN_GAP = 0.05        # the task always sleeps at least this long: the kernel keeps breathing
 IDLE_REDRAW = 1.0     # while the lab's counts stand still, the plot is redrawn once a second
-LOG_LINES = 20        # reap events shown, newest first
-TREE_LIMIT = 8        # children shown per parent in the tree
 LIFETIME_MAX = 60.0   # the lifetime slider's range (Parent.fork allows up to an hour)
 PNG_DPI = 80          # plot.growth's 10 x 5.625 in figure at 80 dpi: an 800 x 450 px picture
 
@@ -62,7 +73,7 @@ PNG_DPI = 80          # plot.growth's 10 x 5.625 in figure at 80 dpi: an 800 x 4
 _LIVE: weakref.WeakSet[Dashboard] = weakref.WeakSet()
 
 
-class Dashboard:
+class Dashboard(DashboardActions):
     """A live view of a Lab with controls that act on its real processes.
 
     `lab`: the Lab to drive (None: the Dashboard makes one, and closes it in close()).
@@ -110,7 +121,7 @@ class Dashboard:
                 self.parent = self.lab.parent(policy)
                 self._say(f"parent {self.parent.pid} is ready (policy {policy!r}): press Fork")
             except (LabError, ValueError, OSError) as e:
-                self._say(_explain(e), error=True)
+                self._say(explain(e), error=True)
             self.refresh()
         except BaseException:
             if self.owns_lab:
@@ -236,7 +247,7 @@ class Dashboard:
             try:
                 self.refresh()
             except Exception as e:  # nothing may escape into the kernel's event loop
-                self._say(f"refresh failed: {_explain(e)}", error=True)
+                self._say(f"refresh failed: {explain(e)}", error=True)
             if self.lab.closed:
                 return
             took = time.monotonic() - started
@@ -274,10 +285,10 @@ class Dashboard:
         if self.series.times[-1] - self.series.times[0] > 2 * self.window:
             self.series = _last(self.series, self.window)  # keep memory and drawing bounded
         self._update_buttons(snap)
-        self.title.value = self._title_html(snap)
-        self.counts.value = _counts_html(snap, self.parent)
-        self.table.value = _tree_html(snap)
-        self.log.value = _log_html(self.lab.events[-LOG_LINES:])
+        self.title.value = title_html(self.lab, snap, self.rate if self.running else 0.0)
+        self.counts.value = counts_html(snap, self.parent)
+        self.table.value = tree_html(snap)
+        self.log.value = log_html(self.lab.events[-LOG_LINES:])
         self._draw(snap)
         self._took.append(time.monotonic() - started)
         return snap
@@ -313,166 +324,17 @@ class Dashboard:
         if self.owns_lab:
             self.lab.close()
 
-    # --- actions ------------------------------------------------------------------------------
-
-    def _act(self, action) -> None:
-        """Run one button's action: buttons off while it runs, its outcome in the status line."""
-        if self._busy or self._closed:
-            return
-        self._busy = True
-        for b in self.buttons:
-            b.disabled = True
-        try:
-            message = action()
-        except (LabError, ValueError, TypeError, OSError) as e:
-            self._say(_explain(e), error=True)
-        except Exception as e:  # a widget callback must not raise into the kernel's loop
-            self._say(f"unexpected {_explain(e)}", error=True)
-        else:
-            self._say(message)
-        finally:
-            self._busy = False
-        try:
-            self.refresh()
-        except Exception as e:  # the same
-            self._say(f"refresh failed: {_explain(e)}", error=True)
-
-    def _mark(self, label: str) -> None:
-        if self.series.times:
-            self.series.marks.append((time.monotonic() - self.series.start, label))
-
-    def _live_parent(self, extra: int) -> Parent:
-        """The parent to fork from: the current one, or (if it has exited) a new one with the
-        chosen policy, when there is room for it and `extra` more processes."""
-        if self.parent is not None and self.parent.alive:
-            return self.parent
-        have = len(self.lab.snapshot())
-        if have + 1 + extra > self.lab.max_procs:
-            raise CapacityError(
-                f"this lab has {have} processes (zombies included) and max_procs="
-                f"{self.lab.max_procs}: a new parent and {extra} children would not fit. "
-                "Reap the zombies or let a parent exit")
-        self.parent = self.lab.parent(self.policy.value)
-        self._mark(f"parent {self.parent.pid}")
-        return self.parent
-
-    def _fork(self) -> str:
-        n, lifetime = self.children.value, self.lifetime.value
-        self._say(f"forking {n}…", busy=True)  # fork(1000) takes a fraction of a second
-        parent = self._live_parent(n)
-        pids = parent.fork(n, lifetime=lifetime)
-        self._mark(f"fork {n}")
-        ending = "exit at once" if lifetime == 0 else f"exit after {lifetime:g} s"
-        return (f"parent {parent.pid} (policy {parent.policy!r}) forked {len(pids)} "
-                f"{'child' if len(pids) == 1 else 'children'}; they {ending}")
-
-    def _reap(self) -> str:
-        parent = self._current("reap")
-        self._say(f"parent {parent.pid} is calling waitpid()…", busy=True)
-        n = parent.reap()
-        self._mark(f"reap {n}")
-        return (f"parent {parent.pid} called waitpid() and reaped {n} "
-                f"{'child' if n == 1 else 'children'}: their PIDs are free again")
-
-    def _exit(self) -> str:
-        parent = self._current("exit")
-        kids = len(self.snapshot.children(parent.pid)) if self.snapshot else 0
-        parent.exit()
-        self._mark(f"parent {parent.pid} exits")
-        return (f"parent {parent.pid} exited: its {kids} children are orphans now, adopted by "
-                f"the lab root {self.lab.root_pid}"
-                + (", which reaps them" if self.lab.reap else
-                   ", which does not reap (reap=False): its zombies stay"))
-
-    def _kill(self) -> str:
-        zombies = self.lab.snapshot().zombies
-        if not zombies:
-            raise LabError("there is no zombie to kill right now")
-        mine = [z for z in zombies if self.parent is not None and z.ppid == self.parent.pid]
-        z = (mine or zombies)[0]
-        try:
-            done = self.lab.kill_zombie(z.pid)
-        except LabError:  # reaped since the snapshot: no longer a zombie of the lab
-            done = KillReport(z.pid, z.ns_pid, z.ppid, sent=False, still_zombie=False)
-        self.last_killed = z.pid
-        self._mark(f"kill -9 {z.pid}")
-        inside = f" (PID {z.ns_pid} inside the lab)" if z.ns_pid != z.pid else ""
-        if not done.sent:
-            return (f"PID {z.pid}{inside} was reaped just before kill -9 could reach it; "
-                    "nothing was sent")
-        if done.still_zombie:
-            return (f"kill -9 sent to PID {z.pid}{inside}: it is still a zombie — only wait() "
-                    f"removes it (by its parent {z.ppid}, or by the lab root once that parent "
-                    "exits)")
-        return (f"kill -9 sent to PID {z.pid}{inside}; it is gone, but not by the signal: its "
-                "parent reaped it at the same moment")
-
-    def _reset(self) -> str:
-        old = self.parent
-        said = ""
-        if old is not None and old.alive:
-            old.exit()
-            said = f"parent {old.pid} exited (its children went to the lab root); "
-        self.parent = None
-        self.series = Series()
-        self._drawn = None
-        self.parent = self.lab.parent(self.policy.value)
-        return f"{said}new parent {self.parent.pid} with policy {self.parent.policy!r}"
-
-    def _current(self, what: str) -> Parent:
-        if self.parent is None:
-            raise LabError(f"no parent to {what}: press Fork or Reset to start one")
-        return self.parent
-
-    def _policy_changed(self, change: dict) -> None:
-        parent, policy = self.parent, change["new"]
-        if parent is None or not parent.alive or parent.policy == policy or self._busy:
-            return
-        if self.snapshot is not None and not self.snapshot.children(parent.pid):
-            self._act(self._reset)  # a parent with no children yet: swap it quietly
-            return
-        self._say(f"parent {parent.pid} keeps policy {parent.policy!r} (a process sets its "
-                  f"SIGCHLD handling when it starts): press Reset for a new parent with "
-                  f"{policy!r}")
-        self._update_tooltips()
-
     # --- what the page shows ------------------------------------------------------------------
 
     def _say(self, text: str, *, error: bool = False, busy: bool = False) -> None:
         self.message = text
         kind = "error" if error else "busy" if busy else "info"
-        colour = {"error": "#b00020", "busy": "#1f5fbf", "info": "#222"}[kind]
-        mark = {"error": "⚠ ", "busy": "⏳ ", "info": ""}[kind]
-        self.status.value = (
-            f'<div class="labkit-status labkit-status-{kind}" style="color:{colour};'
-            f'font-size:14px;padding:3px 2px;min-height:1.4em">{mark}{html.escape(text)}</div>')
+        self.status.value = status_html(text, kind)
 
     def _reasons(self, snap: Snapshot | None) -> dict[w.Button, str | None]:
         """Why each button is off right now (None: it is on)."""
-        if snap is None or self._closed:
-            why = "the lab is closed"
-            return dict.fromkeys(self.buttons, why)
-        parent = self.parent
-        live = parent is not None and parent.alive
-        room = self.lab.max_procs - len(snap) - (0 if live else 1)
-        fork = (None if room >= 1 else
-                f"the lab is full: {len(snap)} of max_procs={self.lab.max_procs} processes "
-                "(zombies hold PIDs too). Reap, or let the parent exit")
-        if parent is None:
-            reap = exit_ = "there is no parent: Fork or Reset starts one"
-        elif not live:
-            reap = "this parent has exited: its children were adopted by the lab root"
-            exit_ = "this parent has already exited"
-        else:
-            exit_ = None
-            kids = snap.children(parent.pid)
-            zombies = sum(1 for p in kids if p.state == ZOMBIE)
-            running = len(kids) - zombies
-            reap = None if zombies else (
-                "no zombies to reap" + (f" ({running} children still running)" if running else ""))
-        kill = None if snap.zombies else "there is no zombie"
-        return {self.fork_button: fork, self.reap_button: reap, self.exit_button: exit_,
-                self.kill_button: kill, self.reset_button: None}
+        why = reasons(self.lab, self.parent, None if self._closed else snap)
+        return {b: why[name] for name, b in zip(BUTTONS, self.buttons, strict=True)}
 
     def _update_buttons(self, snap: Snapshot | None) -> None:
         if snap is not None:
@@ -487,100 +349,11 @@ class Dashboard:
 
     def _update_tooltips(self) -> None:
         """What each enabled button will do, in its tooltip."""
-        parent = self.parent
-        live = parent is not None and parent.alive
-        n, lifetime = self.children.value, self.lifetime.value
-        who = (f"parent {parent.pid} (policy {parent.policy!r})" if live
-               else f"a new parent (policy {self.policy.value!r})")
-        tips = {
-            self.fork_button: f"{who} forks {n} children that exit after {lifetime:g} s",
-            self.reap_button: (f"parent {parent.pid} calls waitpid() for each exited child"
-                               if parent else ""),
-            self.exit_button: ("the parent exits: its children become orphans of the lab "
-                               f"root {self.lab.root_pid}"),
-            self.kill_button: ("send SIGKILL to a zombie — and watch: nothing happens, it has "
-                               "already exited"),
-            self.reset_button: (f"the parent exits, a new parent with policy "
-                                f"{self.policy.value!r} starts, the plot starts over"),
-        }
-        for b, tip in tips.items():
+        tips = tooltips(self.lab, self.parent, self.policy.value, self.children.value,
+                              self.lifetime.value)
+        for name, b in zip(BUTTONS, self.buttons, strict=True):
             if not b.disabled:
-                b.tooltip = tip
-
-    def _title_html(self, snap: Snapshot) -> str:
-        reaps = "reaps orphans" if self.lab.reap else "does NOT reap orphans (reap=False)"
-        rate = f" · {self.rate:.1f} refreshes/s" if self.running and self.rate else ""
-        return (f'<div class="labkit-title" style="font-size:15px;margin-bottom:4px">'
-                f'<b>Zombie Lab</b> — lab root {self.lab.root_pid} ({self.lab.mode}, {reaps})'
-                f' · <span class="labkit-total">{len(snap)} of {self.lab.max_procs} processes'
-                f'</span>{rate}</div>')
-
-
-# --- pieces of HTML ---------------------------------------------------------------------------
-
-_ORDER = ("zombie", "running", "sleeping")
-
-
-def _counts_html(snap: Snapshot, parent: Parent | None) -> str:
-    """A badge per state (zombie always first, even at 0: it is what the lesson is about), and
-    what the parent the buttons act on is doing."""
-    counts = snap.counts
-    counts.setdefault(ZOMBIE, 0)
-    states = sorted(counts, key=lambda s: (_ORDER.index(s) if s in _ORDER else 9, s))
-    badges = "".join(
-        f'<span class="labkit-count labkit-count-{html.escape(s)}" style="background:'
-        f'{plot.colour(s)};color:{plot.ink(plot.colour(s))};border-radius:10px;padding:2px 10px;'
-        'margin:0 6px 0 0;display:inline-block;font-weight:600;font-size:14px">'
-        f"{html.escape(s)}: {counts[s]}</span>" for s in states)
-    if parent is None:
-        who = "no parent"
-    else:
-        kids = snap.children(parent.pid)
-        zombies = sum(1 for p in kids if p.state == ZOMBIE)
-        gone = " — <b>exited</b>" if not parent.alive else ""
-        who = (f"parent <b>{parent.pid}</b>{gone} · policy <b>{html.escape(parent.policy)}</b>"
-               f" · {len(kids)} {'child' if len(kids) == 1 else 'children'}, {zombies} "
-               f"{'zombie' if zombies == 1 else 'zombies'}")
-    orphans = sum(1 for p in snap.procs if p.role == "orphan")
-    if orphans:
-        who += f" · {orphans} {'orphan' if orphans == 1 else 'orphans'} adopted by the root"
-    return (f'<div class="labkit-counts" style="display:flex;flex-wrap:wrap;align-items:center;'
-            f'gap:4px 0;margin:2px 0 4px 0">{badges}<span class="labkit-parent" '
-            f'style="margin-left:6px;font-size:14px">{who}</span></div>')
-
-
-def _tree_html(snap: Snapshot) -> str:
-    tree = html.escape(snap.tree(limit=TREE_LIMIT))
-    return ('<div style="font-size:13px;margin:4px 0 2px 0"><b>process tree</b> '
-            f'(at most {TREE_LIMIT} children per parent)</div>'
-            '<pre class="labkit-tree" style="font-size:12px;line-height:1.3;max-height:260px;'
-            'overflow:auto;white-space:pre;background:#f5f5f5;padding:6px 8px;margin:0">'
-            f'{tree}</pre>')
-
-
-def _log_html(events: list[ReapEvent]) -> str:
-    if events:
-        lines = "\n".join(
-            f"{time.strftime('%H:%M:%S', time.localtime(e.time))}"
-            f".{int(e.time % 1 * 1000):03d}  reaped PID {e.pid:<7} {_status(e.status)}"
-            for e in reversed(events))
-    else:
-        lines = "none yet: when a parent exits, its orphans are reaped here"
-    return ('<div style="font-size:13px;margin:4px 0 2px 0"><b>reaped by the lab root</b> '
-            f'(newest first, last {LOG_LINES})</div>'
-            '<pre class="labkit-events" style="font-size:12px;line-height:1.3;max-height:260px;'
-            'overflow:auto;white-space:pre-wrap;word-break:normal;background:#f5f5f5;'
-            'padding:6px 8px;margin:0">'
-            f'{html.escape(lines)}</pre>')
-
-
-def _status(status: int) -> str:
-    if status < 0:
-        try:
-            return f"killed by {signal.Signals(-status).name}"
-        except ValueError:
-            return f"killed by signal {-status}"
-    return f"exit status {status}"
+                b.tooltip = tips[name]
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -607,9 +380,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _explain(e: BaseException) -> str:
-    name = type(e).__name__
-    return f"{name}: {e}" if str(e) else name
-

@@ -6,10 +6,12 @@ Buttons are clicked from code (`button.click()` runs the same handler as a click
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import base64
 import os
 import time
+from pathlib import Path
 
 import nbformat
 import psutil
@@ -300,3 +302,17 @@ def test_a_refresh_redraws_the_plot_only_when_the_counts_changed(dash, monkeypat
     dash.idle_redraw = 0.0  # the once-a-second redraw of an idle dashboard, made immediate
     dash.refresh()
     assert len(renders) == drawn + 1
+
+
+def test_only_the_widgets_module_imports_ipywidgets():
+    """The dashboard's words (dashboard_text) and actions (dashboard_actions) stand apart from
+    the widgets: importing them, or any labkit module but widgets, loads no ipywidgets."""
+    root = Path(labkit.__file__).parent
+    importers = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] == "ipywidgets" for n in names):
+                importers.add(path.relative_to(root).as_posix())
+    assert importers == {"widgets.py"}
