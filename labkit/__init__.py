@@ -18,7 +18,7 @@ if not sys.platform.startswith("linux"):  # pragma: no cover - the course needs 
 
 _PUBLIC = {
     "Lab": "labkit.lab",
-    "Parent": "labkit.lab",
+    "Parent": "labkit.handles",
     "Pod": "labkit.pod",
     "LabError": "labkit.errors",
     "LabClosedError": "labkit.errors",

@@ -1,4 +1,4 @@
-"""Lab and Parent: the controller a notebook holds over a tree of real processes.
+"""Lab: the controller a notebook holds over a tree of real processes.
 
     kernel (this process; threaded, never forks lab processes)
      └─ launcher: the keeper, python -m labkit.pause --subreaper --drain --owner KERNEL
@@ -11,45 +11,32 @@ The kernel starts the launcher with subprocess and talks to the agent over two p
 the lab (or leaving `with`, or the interpreter exiting, or this process dying: PR_SET_PDEATHSIG)
 makes the root kill and reap every lab process before it exits.
 
-The launcher is what still reaps when the root itself is killed (SIGKILL: it drains nothing).
-In a PID-namespace lab the kernel does it: PID 1's death kills everything inside and its
-exit waits until all of it is reaped (pid_namespaces(7); kernel/pid_namespace.c
-zap_pid_ns_processes). A subreaper lab has no such rule: its orphans, and the zombies of
-parents that die with the agent, would go to the next subreaper up or to PID 1, which on
-Binder never reaps. So a second pause, the keeper, stands above the root as a child subreaper
-(prctl(2) PR_SET_CHILD_SUBREAPER): everything the dead root leaves comes to it, and its drain
-kills it and reaps it with its own waitpid. Not this process: a kernel that were a subreaper
-would adopt the orphans of everything it runs (a notebook's `!cmd &`, the doctor's test
-orphan, which is how the doctor measures PID 1), changing what the course shows.
+The launcher, the root's command line and the lab's files are labkit.runtime (why a keeper
+stands above the root is told there); the Parent handle is labkit.handles. Both are importable
+from here as before.
 """
 
 from __future__ import annotations
 
 import errno
-import json
-import os
-import shutil
 import signal
-import stat
 import subprocess
-import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-from labkit import budget, checks, limits, linux, procfs, programs, unshare
+from labkit import budget, checks, limits, linux, procfs, unshare
 from labkit.errors import (
     AgentError,
     BudgetUnavailable,
     CapacityError,
-    ForkRefused,
     LabClosedError,
     LabError,
     NamespaceUnavailable,
-    ParentGoneError,
 )
+from labkit.handles import MAX_LIFETIME, Parent, _refusal
 from labkit.labtable import LabTable
 from labkit.observe import (
     Recorder,
@@ -61,23 +48,11 @@ from labkit.observe import (
     with_namespace_pids,
 )
 from labkit.parent import POLICIES
-from labkit.wire import Channel
+from labkit.runtime import RUNTIME_PREFIX as RUNTIME_PREFIX  # re-exported: tests use it
+from labkit.runtime import ReapEvent, _finalize, _Session, read_events, sweep_leftovers
 
 MODES = ("auto", "subreaper", "pid-namespace")
-MAX_LIFETIME = 3600.0   # every child's life is bounded: nothing of a lab outlives an hour
 START_TIMEOUT = 10.0    # seconds for the root and agent to come up (a slow Binder start)
-CLOSE_TIMEOUT = 10.0
-RUNTIME_PREFIX = "labkit-lab-"  # a lab's folder: + the owner's linux.owner_tag() + "-" + random
-
-
-class ReapEvent(NamedTuple):
-    """The lab root reaped a process: its PID, exit status (or -signal) and when."""
-
-    pid: int | None   # host PID (None: a process the lab did not make, in a PID namespace)
-    status: int
-    time: float       # time.time()
-    monotonic: float  # time.monotonic(), comparable with Snapshot.time
-    ns_pid: int       # PID inside the lab's PID namespace (the host PID in subreaper mode)
 
 
 class KillReport(NamedTuple):
@@ -88,160 +63,6 @@ class KillReport(NamedTuple):
     ppid: int           # its parent, the only one whose wait() can remove it
     sent: bool          # False: it was reaped before the signal could reach it
     still_zombie: bool  # read after the signal: a zombie has nothing left to kill (signal(7))
-
-
-def read_events(path: str, offset: int) -> tuple[int, list[dict]]:
-    """The reap events a pause wrote to `path` (--events) after `offset`: (new offset, events).
-    A line still being written is left for the next call."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except OSError:
-        return offset, []
-    complete = data[:data.rfind(b"\n") + 1]
-    return offset + len(complete), [json.loads(line) for line in complete.splitlines()]
-
-
-class _Session:
-    """The processes and files of one lab; kept apart from Lab so a finalizer can end them."""
-
-    def __init__(self, mode: str, reap: bool, pid_budget: budget.Budget | None = None) -> None:
-        self.mode = mode
-        self.budget = pid_budget  # released (its cgroup removed) once the lab is drained
-        budget_options = [] if pid_budget is None else pid_budget.root_options(mode)
-        # Named after us, so that the next lab can remove it if we are killed (sweep_leftovers).
-        self.dir = tempfile.mkdtemp(prefix=f"{RUNTIME_PREFIX}{linux.owner_tag()}-")
-        self.root_pid: int | None = None    # set once the agent names the root
-        self.root_pidfd: int | None = None
-        self.events_path = os.path.join(self.dir, "events.jsonl")
-        self.log_path = os.path.join(self.dir, "root.log")
-        to_agent_r, to_agent_w = os.pipe()
-        from_agent_r, from_agent_w = os.pipe()
-        command = (_root_command(mode, reap, self.events_path, budget_options) + ["--"]
-                   + programs.agent(to_agent_r, from_agent_w))
-        try:
-            with open(self.log_path, "wb") as log:
-                # A new session: a terminal's Ctrl-C reaches the kernel, which closes the lab,
-                # rather than killing the root behind its back.
-                self.launcher = subprocess.Popen(
-                    command, pass_fds=(to_agent_r, from_agent_w), stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=log, env=programs.environment(),
-                    start_new_session=True)
-        except BaseException:
-            for fd in (to_agent_r, to_agent_w, from_agent_r, from_agent_w):
-                os.close(fd)
-            shutil.rmtree(self.dir, ignore_errors=True)
-            raise
-        os.close(to_agent_r)
-        os.close(from_agent_w)
-        self.channel = Channel(from_agent_r, to_agent_w)
-        self.closed = False
-
-    def know_root(self, pid: int) -> None:
-        self.root_pid = pid
-        self.root_pidfd = procfs.pidfd_open(pid)
-
-    def stop_root(self) -> None:
-        """SIGTERM to the root itself, so that its drain reports what it reaps (lab.events).
-        Through a pidfd where the kernel has them: a root already gone, its PID reused, is never
-        hit. A root that is gone needs nothing: its launcher is ending by itself."""
-        if self.root_pid is None:  # never started: stop the launcher, which drains
-            self.launcher.terminate()
-        elif self.root_pidfd is not None:
-            procfs.pidfd_kill(self.root_pidfd, signal.SIGTERM)
-        elif (info := procfs.read_stat(self.root_pid)) and info.ppid == self.launcher.pid:
-            os.kill(self.root_pid, signal.SIGTERM)  # no pidfds (Linux < 5.3): still its child
-
-    def close(self) -> int | None:
-        """Stop the root (it drains the lab), wait for its launcher, which exits after it (the
-        keeper reaps what a killed root left first). Idempotent: the launcher's exit status."""
-        if self.closed:
-            return self.launcher.returncode
-        self.closed = True
-        try:
-            self.stop_root()
-            for stop in (self.launcher.terminate, self.launcher.kill):
-                try:
-                    self.launcher.wait(CLOSE_TIMEOUT)
-                    break
-                except subprocess.TimeoutExpired:
-                    stop()  # the keeper drains on SIGTERM; SIGKILL ends a namespace
-            self.launcher.wait()
-        finally:
-            self.channel.close()
-            if self.root_pidfd is not None:
-                os.close(self.root_pidfd)
-        return self.launcher.returncode
-
-    def remove_files(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def root_log(self) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-
-def _root_command(mode: str, reap: bool, events: str,
-                  budget_options: Sequence[str] = ()) -> list[str]:
-    """The lab root's command line behind its launcher: the pause as a subreaper under the
-    keeper, or as PID 1 of a namespace. `budget_options` (--cgroup DIR or --nproc N) put the
-    root, not its launcher, under a PID budget before it forks."""
-    pause = programs.pause("--drain", "--events", events, *budget_options)
-    if not reap:
-        pause.append("--no-reap")
-    if mode == "subreaper":
-        # The keeper (see the module's docstring) dies with us and drains; the root, its
-        # child, gets no --owner: its parent is the keeper, not us.
-        return programs.keeper(os.getpid()) + ["--"] + pause + ["--subreaper"]
-    # PID 1 of a new PID namespace, in a new user namespace when we are not root (the only way
-    # an unprivileged user may create one), with a /proc of its own for `ps` inside. Its
-    # launcher dies with us (PR_SET_PDEATHSIG), and takes the namespace with it.
-    user = ["--user"] if os.geteuid() != 0 else []
-    return programs.unshare("--pid", "--mount-proc", "--owner", str(os.getpid()), *user,
-                            "--", *pause)
-
-
-def sweep_leftovers() -> list[str]:
-    """Remove what labs of an owner that has ended left behind: their folders (events, log) and
-    their PID-budget cgroups. A kernel killed with SIGKILL never runs its finalizers; its labs'
-    processes drain by themselves (PR_SET_PDEATHSIG), their files and cgroups stay until now.
-    Only names made by this labkit (with the owner's PID and start time), only our own folders,
-    never a live owner's. The paths removed."""
-    top = tempfile.gettempdir()
-    try:
-        names = os.listdir(top)
-    except OSError:
-        names = []
-    removed = []
-    for name in names:
-        path = os.path.join(top, name)
-        if linux.owner_gone(name, RUNTIME_PREFIX) and _own_folder(path):
-            shutil.rmtree(path, ignore_errors=True)
-            if not os.path.lexists(path):
-                removed.append(path)
-    return removed + budget.sweep()
-
-
-def _own_folder(path: str) -> bool:
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
-
-
-def _finalize(session: _Session, reader: LabTable) -> None:
-    try:
-        session.close()
-    finally:
-        reader.close()
-        session.remove_files()
-        if session.budget is not None:  # after close: rmdir needs the lab's cgroup empty
-            session.budget.release()
 
 
 class Lab:
@@ -532,86 +353,3 @@ class Lab:
         state = "closed" if self.closed else f"root {self.root_pid}, {len(self._parents)} parents"
         return f"<Lab mode={self.mode!r} max_procs={self.max_procs} reap={self.reap} ({state})>"
 
-
-def _refusal(reply: dict, created: list[int], lab: Lab | None = None, what: str = "",
-             exiting: Sequence[int] = ()) -> Exception:
-    if reply.get("gone"):
-        return ParentGoneError(reply["error"])
-    if reply.get("errno") is not None:
-        advice = lab._budget_advice(reply["errno"], exiting) if lab is not None else None
-        return ForkRefused(reply["errno"], reply["error"], created, what + (
-            advice or "Zombies and live processes hold PIDs: reap them or let their parent "
-                      "exit, then try again"))
-    return AgentError(reply.get("error", "the lab's agent refused the request"))
-
-
-class Parent:
-    """A lab parent process. Its policy decides what happens to its exited children."""
-
-    def __init__(self, lab: Lab, pid: int, policy: str) -> None:
-        self._lab = lab
-        self.pid = pid
-        self.policy = policy
-        self.alive = True
-
-    def _check(self) -> None:
-        self._lab._check_open()
-        if not self.alive:
-            raise ParentGoneError(f"parent {self.pid} has exited; make a new one with "
-                                  "lab.parent()")
-
-    def fork(self, n: int = 1, lifetime: float = 0.0) -> list[int]:
-        """Fork n children that each exit after `lifetime` seconds; returns their PIDs."""
-        lab = self._lab
-        n = checks.count(n, "n (the number of children)", high=lab.max_procs,
-                         why_high="(the lab's max_procs)")
-        lifetime = checks.seconds(lifetime, "lifetime", high=MAX_LIFETIME)
-        with lab._lock:
-            self._check()
-            if n == 0:
-                return []
-            lab._room_for(n)
-            reply = lab._request({"op": "fork", "parent": self.pid, "n": n,
-                                  "lifetime": lifetime}, timeout=30.0 + n * 0.01)
-            if not reply["ok"]:
-                if reply.get("gone"):
-                    self.alive = False
-                lab._host_pid.update(zip(reply.get("ns_pids", []), reply.get("pids", []),
-                                         strict=True))
-                if reply.get("errno") is not None:
-                    lab._note(f"fork refused ({linux.errno_name(reply['errno'])}) after "
-                              f"{len(reply.get('pids', []))}")
-                created = reply.get("pids", [])
-                raise _refusal(reply, created, lab, exiting=created if lifetime == 0 else ())
-            lab._note(f"fork {n}")
-            lab._host_pid.update(zip(reply["ns_pids"], reply["pids"], strict=True))
-            return reply["pids"]
-
-    def reap(self) -> int:
-        """The parent calls waitpid for every exited child now; returns how many it reaped."""
-        lab = self._lab
-        with lab._lock:
-            self._check()
-            reply = lab._request({"op": "reap", "parent": self.pid})
-            if not reply["ok"]:
-                if reply.get("gone"):
-                    self.alive = False
-                raise _refusal(reply, [])
-            lab._note(f"reap {reply['reaped']}")
-            return reply["reaped"]
-
-    def exit(self) -> None:
-        """The parent exits: its children are orphans, adopted by the lab root."""
-        lab = self._lab
-        with lab._lock:
-            self._check()
-            lab._request({"op": "exit", "parent": self.pid})
-            self.alive = False
-            lab._note(f"parent {self.pid} exits")
-
-    def children(self) -> list[int]:
-        """PIDs of this parent's children now (zombies included)."""
-        return [p.pid for p in self._lab.snapshot().children(self.pid)]
-
-    def __repr__(self) -> str:
-        return f"<Parent {self.pid} policy={self.policy!r}{'' if self.alive else ' (exited)'}>"

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 
 from labkit import checks, nsenter, procfs, programs, unshare
 from labkit.errors import AgentError, LabClosedError, LabError, NamespaceUnavailable
-from labkit.lab import ReapEvent, read_events
+from labkit.runtime import ReapEvent, read_events
 
 START_TIMEOUT = 10.0   # seconds for the pause, or a member, to come up (a slow Binder start)
 CLOSE_TIMEOUT = 10.0

@@ -19,9 +19,9 @@ import tempfile
 from labkit import procfs, programs, unshare
 from labkit.container import STOP_TIMEOUT, wait_until
 from labkit.errors import LabError, NamespaceUnavailable
-from labkit.lab import read_events
 from labkit.pod import Pod
 from labkit.recorded import Lesson, NotHere
+from labkit.runtime import read_events
 
 KINDS = ("uts", "ipc", "net", "pid", "mnt", "user")
 SHARED = ("uts", "ipc", "net", "pid")  # what a pod's members share here; each has its own mnt
