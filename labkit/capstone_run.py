@@ -155,3 +155,4 @@ def crashed(run: Run, status: int | None) -> str:
                 "`raise NotImplementedError()`")
     if "Traceback" in said or "Error" in said:
         return f"your init {describe(status)} after an error: {said}"
+    return ""
