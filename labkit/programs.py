@@ -91,10 +91,11 @@ def lessons_subreaper() -> list[str]:
 
 
 def witness(workdir: str) -> list[str]:
-    """The capstone's witness, between the lab's pause and a learner's init (labkit.capstone)."""
-    return module("capstone", "witness", workdir)
+    """The capstone's witness, between the lab's pause and a learner's init
+    (labkit.capstone_trial)."""
+    return module("capstone_trial", "witness", workdir)
 
 
 def workload(*args: str) -> list[str]:
-    """A capstone workload, run by a learner's init (labkit.capstone)."""
-    return module("capstone", "workload", *args, bare=True)
+    """A capstone workload, run by a learner's init (labkit.capstone_trial)."""
+    return module("capstone_trial", "workload", *args, bare=True)

@@ -205,10 +205,10 @@ def test_join_writes_the_parts_in_order_into_one_program(tmp_path):
 
 
 def test_the_program_refuses_bad_arguments_with_usage():
-    done = subprocess.run([sys.executable, "-m", "labkit.capstone", "workload", "bogus"],
+    done = subprocess.run([sys.executable, "-m", "labkit.capstone_trial", "workload", "bogus"],
                           capture_output=True, text=True, cwd=REPO,
                           env=dict(os.environ, PYTHONPATH=str(REPO)))
-    assert done.returncode == 64 and "usage: python -m labkit.capstone" in done.stderr
+    assert done.returncode == 64 and "usage: python -m labkit.capstone_trial" in done.stderr
 
 
 def test_the_notebooks_solution_is_the_model_init(tmp_path):

@@ -1,0 +1,273 @@
+"""The capstone's checks, one per rule an init must keep, and the hints that name the rule
+(labkit.capstone lists them and grades with RUNNERS).
+
+Each check runs the init once (labkit.capstone_run.Run) on a command of its own, looks at what
+became of the command and its orphans, and returns a Check: what was measured and, when the
+rule was broken, a hint that names the rule and where it is written, never the code that
+keeps it. Apart from the public grade() because each check is a small experiment of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from labkit import limits, procfs, programs
+from labkit.capstone_run import (
+    EXIT_SECONDS,
+    START_SECONDS,
+    Run,
+    crashed,
+    describe,
+    read_json,
+    wait_for,
+)
+
+EXIT_CODE = 7                 # what the command of the exit-code check exits with
+ORPHANS = 3
+STORM = 500                   # orphans released at once (fewer if the machine allows fewer)
+REAP_SECONDS = 5.0            # exited orphans are reaped
+NOTE_SECONDS = 3.0            # a command that was sent a signal notes it
+
+
+@dataclass
+class Check:
+    """One rule, tried on a fresh run of the init."""
+
+    name: str
+    passed: bool
+    measured: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        line = f"{'pass' if self.passed else 'NOT YET'}  {self.name}: {self.measured}"
+        return line + (f"\n          hint: {self.hint}" if self.hint else "")
+
+
+
+def check_exit_code(program: str, workdir: Path) -> Check:
+    command = ["sh", "-c", f"exit {EXIT_CODE}"]
+    return status_check("exit-code", program, workdir, command, EXIT_CODE,
+                        f"its command (`sh -c 'exit {EXIT_CODE}'`) exited with {EXIT_CODE}")
+
+
+def check_killed(program: str, workdir: Path) -> Check:
+    command = ["sh", "-c", "kill -KILL $$"]
+    return status_check("killed-by-signal", program, workdir, command, 128 + signal.SIGKILL,
+                        "its command (`sh -c 'kill -KILL $$'`) was killed by SIGKILL (9)")
+
+
+def status_check(name: str, program: str, workdir: Path, command: list[str], expected: int,
+                 what: str) -> Check:
+    run = Run(program, command, workdir)
+    try:
+        status = run.wait(START_SECONDS + EXIT_SECONDS)
+        error = crashed(run, status)
+    finally:
+        run.finish()
+    measured = f"{what}; your init {describe(status)}"
+    if status == expected:
+        return Check(name, True, measured)
+    if error:
+        return Check(name, False, measured, error)
+    if status is None:
+        hint = ("an init lives as long as its command, no longer: when the command has ended "
+                "(and been waited for, waitpid(2)), the init's work is done and it exits")
+    elif name == "exit-code":
+        hint = ("whoever started the init (docker, the kubelet, a shell) sees only the init's "
+                "exit status, so the init passes its command's exit code on as its own: the "
+                "status that waitpid(2) returns holds it")
+    elif status == (-signal.SIGKILL) % 256:
+        hint = (f"{status} is -9 taken modulo 256: a negative code is Python's way of saying "
+                "'killed by signal 9' (Popen.returncode, os.waitstatus_to_exitcode), but an exit "
+                "status is one byte, 0-255 (_exit(2)). A process killed by signal N has no exit "
+                "code; shells, tini and dumb-init report it as 128 + N")
+    elif status == 0:
+        hint = ("a command killed by a signal has no exit code (waitpid(2): WIFSIGNALED, not "
+                "WIFEXITED): reporting 0 tells its starter all went well. Shells, tini and "
+                "dumb-init report 'killed by signal N' as 128 + N")
+    else:
+        hint = ("a command killed by signal N has no exit code (waitpid(2): WIFSIGNALED); "
+                "shells, tini and dumb-init report it as 128 + N")
+    return Check(name, False, measured, hint)
+
+
+def check_orphans(program: str, workdir: Path) -> Check:
+    return orphan_check("orphans", program, workdir, ORPHANS)
+
+
+def check_storm(program: str, workdir: Path) -> Check:
+    count, fewer = storm_size()
+    check = orphan_check("orphan-storm", program, workdir, count)
+    if fewer:
+        check.measured += f" ({count} orphans, not {STORM}: {fewer})"
+    return check
+
+
+def storm_size() -> tuple[int, str]:
+    ceiling, why = limits.ceiling()
+    return (STORM, "") if STORM <= ceiling - 10 else (max(ORPHANS, ceiling - 10), why)
+
+
+def orphan_check(name: str, program: str, workdir: Path, count: int) -> Check:
+    report_path = workdir / "orphans.json"
+    run = Run(program, programs.workload("orphans", str(report_path), str(count)), workdir)
+    try:
+        return orphan_outcome(name, run, read_report(run, report_path), count)
+    finally:
+        run.finish()
+
+
+def read_report(run: Run, path: Path) -> dict | None:
+    """The workload's report, once it is written (None if the init ended first or never)."""
+    found = wait_for(lambda: read_json(path) or run.exited(), START_SECONDS)
+    return found if isinstance(found, dict) else None
+
+
+def orphan_state(pid: int, started: int | None, parent: int) -> str:
+    """'alive' or 'zombie' (the parent's child), 'gone' (reaped), or 'elsewhere' (another's
+    child: the parent has exited and the orphan was passed on up). A PID with another start
+    time is another process: ours is gone."""
+    stat = procfs.read_stat(pid)
+    if stat is None or stat.starttime != started:
+        return "gone"
+    if stat.ppid != parent:
+        return "elsewhere"
+    return "zombie" if stat.state == "Z" else "alive"
+
+
+def orphan_outcome(name: str, run: Run, report: dict | None, count: int) -> Check:
+    if report is None:
+        status = run.wait(EXIT_SECONDS)
+        said = crashed(run, status)
+        return Check(name, False, f"your init {describe(status)} before its command could "
+                     f"start its {count} children", said or
+                     "an init starts its command (sys.argv[1:]) and lives as long as it does")
+    if "error" in report:
+        return Check(name, False, f"the command could not start its children: {report['error']}",
+                     "this machine refused the processes the check needs; try again later")
+    # Each blocks on a pipe that only the command can close: alive, whoever's child it is.
+    started = {pid: procfs.start_time(pid) for pid in report["orphans"]}
+
+    def states() -> list[str]:
+        return [orphan_state(pid, when, run.pid) for pid, when in started.items()]
+
+    adopted = wait_for(lambda: run.exited() or states().count("alive") == count, START_SECONDS)
+    if not adopted or run.exited():
+        status = run.wait(EXIT_SECONDS)
+        return Check(name, False, f"your init {describe(status)} before its command's "
+                     f"{count} children were its orphans", crashed(run, status) or
+                     "an init lives as long as its command, and reaps meanwhile")
+    os.kill(report["command"], signal.SIGUSR1)  # the command lets its orphans exit, together
+
+    # Settled: every orphan is reaped, or the init has ended (an orphan passed on up shows it
+    # before the init's own exit is reported).
+    wait_for(lambda: run.exited() or "elsewhere" in states() or states().count("gone") == count,
+             REAP_SECONDS)
+    now = states()
+    zombies = now.count("zombie")
+    ended_early = run.exited() or "elsewhere" in now
+    if not ended_early:
+        os.kill(report["command"], signal.SIGUSR2)  # the command exits 0: the init may end
+    measured = (f"{count} orphans of your init exited together while its command ran; "
+                f"{zombies} stayed zombies")
+    if ended_early:
+        status = run.wait(EXIT_SECONDS)
+        measured += f"; your init {describe(status)} before its command did"
+        return Check(name, False, measured, crashed(run, status) or (
+            "an orphan's exit is not the command's: an init reaps it and carries on, and exits "
+            "only when its command does"))
+    if not zombies:
+        return Check(name, True, measured)
+    if zombies == count:
+        hint = ("orphans are adopted by the nearest living ancestor that is a child subreaper, "
+                "else by PID 1 of the namespace (prctl(2); kernel/exit.c find_new_reaper): here "
+                "your init. Only a process's parent can reap it, so an init waits for any child "
+                "that has exited, not just for the one it started (waitpid(2))")
+    else:
+        hint = (f"your init reaped {count - zombies} and left {zombies}: signals coalesce. While "
+                "one SIGCHLD is pending, more exits add nothing (signal(7): standard signals are "
+                "not queued), so one SIGCHLD may stand for many exited children: reap until no "
+                "exited child is left (waitpid(2))")
+    return Check(name, False, measured, hint)
+
+
+def check_sigterm(program: str, workdir: Path) -> Check:
+    return signal_check("sigterm", program, workdir, signal.SIGTERM)
+
+
+def check_sigint(program: str, workdir: Path) -> Check:
+    return signal_check("sigint", program, workdir, signal.SIGINT)
+
+
+def signal_check(name: str, program: str, workdir: Path, signo: signal.Signals) -> Check:
+    report_path, got_path = workdir / "ready.json", workdir / "received"
+    run = Run(program, programs.workload("signals", str(report_path), str(got_path)), workdir)
+    try:
+        report = read_report(run, report_path)
+        if report is None:
+            status = run.wait(EXIT_SECONDS)
+            return Check(name, False, f"your init {describe(status)} before its command was "
+                         "ready", crashed(run, status) or "an init starts its command "
+                         "(sys.argv[1:]) and lives as long as it does")
+        command = report["command"]
+        started = procfs.start_time(command)
+        run.send(signo)
+        status = run.wait(EXIT_SECONDS)
+
+        def received() -> list[str]:
+            return got_path.read_text().split() if got_path.exists() else []
+
+        # Passed on or not, the command is left alive until the witness is told to go: give it
+        # the time to note a signal it was sent, or to end.
+        wait_for(lambda: signo.name in received() or procfs.start_time(command) != started
+                 or procfs.state(command) in (None, "Z"), NOTE_SECONDS)
+        return signal_outcome(name, run, signo, status, received())
+    finally:
+        run.finish()
+
+
+def signal_outcome(name: str, run: Run, signo: signal.Signals, status: int | None,
+                   received: list[str]) -> Check:
+    sig = signo.name
+    forwarded = sig in received
+    measured = (f"{sig} sent to your init: its command {'received' if forwarded else 'never got'}"
+                f" it, and your init {describe(status)}")
+    if forwarded and status is not None and status != -signo:
+        return Check(name, True, measured)
+    if forwarded and status == -signo:
+        return Check(name, False, measured, f"your init passed {sig} on, but was then killed by "
+                     "it itself: an init outlives the signals it forwards, and exits once its "
+                     "command has ended, with the command's status")
+    if forwarded:  # the command got it and died of it; the init lives on
+        return Check(name, False, measured, "your init passed the signal on, and its command "
+                     "died of it; an init lives only as long as its command: when the command "
+                     "has ended, the init exits too")
+    error = crashed(run, status)
+    if "KeyboardInterrupt" in run.said():
+        hint = ("your init ended with KeyboardInterrupt: unless a program sets its own handler, "
+                "Python turns SIGINT into that exception (the signal module's documentation), and "
+                "the command was left behind. ")
+    elif error:
+        hint = error + ". "
+    elif status == -signo:
+        hint = (f"your init was killed by {sig} itself, and its command was left behind, "
+                f"running. A program with no handler for {sig} dies of it (its default action, "
+                "signal(7)); as PID 1 of a container it would instead be ignored, since the "
+                "kernel drops the signals PID 1 has no handler for (pid_namespaces(7)), and "
+                "`docker stop` would wait 10 s and then SIGKILL everything. ")
+    elif status is None:
+        hint = f"your init kept running, and its command never learned of {sig}. "
+    else:
+        hint = (f"your init exited on {sig} without passing it on: its command was left behind, "
+                "running, now an orphan. ")
+    hint += ("An init stands between its command and whoever stops it: it catches SIGTERM and "
+             "SIGINT and sends each on to its command (kill(2)), then ends when the command ends")
+    return Check(name, False, measured, hint)
+
+
+RUNNERS = {"exit-code": check_exit_code, "killed-by-signal": check_killed,
+           "orphans": check_orphans, "orphan-storm": check_storm,
+           "sigterm": check_sigterm, "sigint": check_sigint}
