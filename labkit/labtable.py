@@ -37,8 +37,7 @@ import time
 from collections import Counter
 
 from labkit import procfs
-from labkit.errors import ProcUnreadable
-from labkit.observe import ProcReader, lab_pids, namespace_pid
+from labkit.fullscan import ProcReader, _skip_or_raise, lab_pids, namespace_pid
 
 Entry = tuple[int, str, str]  # (ppid, state letter, comm), as observe's tables hold them
 
@@ -177,7 +176,7 @@ class LabTable:
                     continue
                 entry = self._parse(pid, data)
                 table[pid] = entry
-                if entry[1] != "Z" or _threads(data) > 1:
+                if entry[1] != "Z" or procfs.num_threads(data) > 1:
                     for kid in self._children(pid, data):
                         if kid not in seen:
                             seen.add(kid)
@@ -191,7 +190,7 @@ class LabTable:
 
     def _children(self, pid: int, data: bytes | None) -> list[int]:
         """PIDs of `pid`'s children, from the children file of each of its threads."""
-        if data is not None and _threads(data) > 1:
+        if data is not None and procfs.num_threads(data) > 1:
             return self._all_threads_children(pid)
         fd = self._kids.get(pid)
         if fd is None:
@@ -204,11 +203,11 @@ class LabTable:
                 self._kids[pid] = fd
             else:
                 try:
-                    return _pids(_read_all(fd))
+                    return procfs.pids_in(procfs.read_whole(fd))
                 finally:
                     os.close(fd)
         try:
-            return _pids(_read_all(fd))
+            return procfs.pids_in(procfs.read_whole(fd))
         except OSError as exc:
             _skip_or_raise(exc, f"/proc/{pid}/task/{pid}/children")
             return []
@@ -228,7 +227,7 @@ class LabTable:
                 _skip_or_raise(exc, path)
                 continue
             try:
-                kids.extend(_pids(_read_all(fd)))
+                kids.extend(procfs.pids_in(procfs.read_whole(fd)))
             except OSError as exc:
                 _skip_or_raise(exc, path)
             finally:
@@ -300,8 +299,8 @@ class LabTable:
             pid = (after + k) % self._pid_max
             if pid in table:
                 continue
-            line = _line_of(pid)
-            if line is not None and not _is_thread(line):
+            line = procfs.stat_line(pid)
+            if line is not None and not procfs.is_thread(line):
                 found[pid] = (procfs.parse_stat(line).ppid, line)
         added = True
         while added:  # a child may have a lower PID than its parent once PIDs wrap
@@ -448,59 +447,3 @@ class LabTable:
 
 def _live(entry: Entry | None) -> bool:
     return entry is not None and entry[1] != "Z"
-
-
-def _threads(data: bytes) -> int:
-    """num_threads (field 20) of a stat line; 2 if the line was cut short (read every thread)."""
-    fields = data[data.rfind(b")") + 2:].split(b" ", 18)
-    return int(fields[17]) if len(fields) > 18 else 2
-
-
-def _is_thread(line: bytes) -> bool:
-    """Whether a whole stat line is a thread's that is not its group's leader: exit_signal
-    (field 38) is -1 for a task cloned with CLONE_THREAD (kernel/fork.c copy_process)."""
-    fields = line[line.rfind(b")") + 2:].split()
-    return len(fields) > 35 and fields[35] == b"-1"
-
-
-def _line_of(pid: int) -> bytes | None:
-    """The whole stat line of `pid`, None if there is none (never handed out, or gone)."""
-    path = f"/proc/{pid}/stat"
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError as exc:
-        _skip_or_raise(exc, path)
-        return None
-    try:
-        return os.read(fd, 4096)
-    except OSError as exc:
-        _skip_or_raise(exc, path)
-        return None
-    finally:
-        os.close(fd)
-
-
-def _read_all(fd: int) -> bytes:
-    """The whole of a children file. A seq_file read gives at most a page at a time, so a parent
-    of a thousand children (six bytes each) takes two reads; an empty read is the end."""
-    chunk = os.pread(fd, 8192, 0)
-    if len(chunk) < 4000:
-        return chunk
-    parts = [chunk]
-    offset = len(chunk)
-    while chunk:
-        chunk = os.pread(fd, 8192, offset)
-        parts.append(chunk)
-        offset += len(chunk)
-    return b"".join(parts)
-
-
-def _pids(data: bytes) -> list[int]:
-    return [int(pid) for pid in data.split()]
-
-
-def _skip_or_raise(exc: OSError, path: str) -> None:
-    """Return if `exc` says the process is gone or hidden; raise ProcUnreadable otherwise."""
-    if procfs.absent(exc):
-        return
-    raise ProcUnreadable.about(exc, path) from exc

@@ -19,7 +19,7 @@ import secrets
 import sys
 import time
 
-from labkit import budget, checks, limits, linux, procfs
+from labkit import budget, checks, labtable, limits, linux, procfs
 from labkit.adoption import REAP_TIMEOUT, orphans_fact
 from labkit.probing import attempts as _attempts
 from labkit.probing import fact as _fact
@@ -46,6 +46,7 @@ LABELS = {
     "python": "Python",
     "hosting": "Hosting",
     "lab_mode": "Lab mode",
+    "observation": "Watching a lab",
 }
 
 
@@ -115,9 +116,9 @@ def doctor(measure: bool = True, refresh: bool = False,
         "python": python_fact(),
         "hosting": hosting_fact(),
         "lab_mode": lab_mode_fact(subreaper, pid_ns, proc),
+        "observation": observation_fact(),
     }
     return Report(facts, time.monotonic() - started)
-
 
 
 # --- one fact each -------------------------------------------------------------------------
@@ -363,3 +364,21 @@ def pids_fact() -> dict:
                  f"max_procs is capped at {why}, so one experiment cannot starve the machine",
                  pid_max=most, tasks_in_use=used, lab_ceiling=ceiling, ceiling_reason=why)
 
+
+def observation_fact() -> dict:
+    """How a lab is watched here (labkit.labtable): its own processes, or every process."""
+    ways = labtable.describe()
+    if not ways["scoped"]:
+        return _fact("every process read", "this kernel has no /proc/PID/task/TID/children "
+                     "files (CONFIG_PROC_CHILDREN): a snapshot reads every process on the "
+                     "machine, so it costs more on a crowded server", **ways)
+    if not ways["pidfd_events"]:
+        return _fact("the lab's processes, re-read each sample", "children files find the "
+                     "lab's processes; without pidfds (Linux < 5.3) a recording re-reads them "
+                     "all ten times a second", **ways)
+    reaped = ("reaping too (POLLHUP, Linux >= 6.9)" if ways["reap_events"] else
+              "not reaping (Linux < 6.9: a change in the tasks count sends it to re-read the "
+              "zombies)")
+    return _fact("the lab's processes, and the kernel's events", "snapshots read only the "
+                 "lab's processes (children files); a recording hears of exits through pidfds "
+                 f"and of {reaped}, so an idle lab costs almost nothing", **ways)

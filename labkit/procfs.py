@@ -252,3 +252,59 @@ def kill(pid: int, signo: int, check: Callable[[Stat], bool]) -> bool:
         except (ProcessLookupError, PermissionError):
             return False
     return fd is not None and signal_pidfd(fd, signo)
+
+
+# --- what a lab-scoped reader needs (labkit.labtable) ----------------------------------------
+
+def num_threads(data: bytes) -> int:
+    """num_threads (field 20) of a stat line; 2 if the line was cut short (read every thread)."""
+    fields = data[data.rfind(b")") + 2:].split(b" ", 18)
+    return int(fields[17]) if len(fields) > 18 else 2
+
+
+def is_thread(line: bytes) -> bool:
+    """Whether a whole stat line is a thread's that is not its group's leader: exit_signal
+    (field 38) is -1 for a task cloned with CLONE_THREAD (kernel/fork.c copy_process). A
+    thread's /proc/TID/stat can be read, though /proc lists only thread-group leaders."""
+    fields = line[line.rfind(b")") + 2:].split()
+    return len(fields) > 35 and fields[35] == b"-1"
+
+
+def stat_line(pid: int) -> bytes | None:
+    """The whole stat line of `pid`; None if there is none (never handed out, gone, hidden);
+    any other OSError (EMFILE) raised."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+    except OSError as exc:
+        if absent(exc):
+            return None
+        raise
+    try:
+        return os.read(fd, 4096)
+    except OSError as exc:
+        if absent(exc):
+            return None
+        raise
+    finally:
+        os.close(fd)
+
+
+def read_whole(fd: int) -> bytes:
+    """All of a /proc file opened as `fd`, read from its start. A seq_file read gives at most a
+    page at a time, so a children file of a thousand children (six bytes each) takes two
+    reads; an empty read is the end."""
+    chunk = os.pread(fd, 8192, 0)
+    if len(chunk) < 4000:
+        return chunk
+    parts = [chunk]
+    offset = len(chunk)
+    while chunk:
+        chunk = os.pread(fd, 8192, offset)
+        parts.append(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
+
+
+def pids_in(data: bytes) -> list[int]:
+    """The PIDs of a children file's contents."""
+    return [int(pid) for pid in data.split()]

@@ -30,7 +30,8 @@ pytestmark = pytest.mark.user  # the doctor reports what this user may do
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SELECT_LIMIT = 1024  # FD_SETSIZE: select(2) cannot watch a descriptor at or above it
 FACTS = {"kernel", "pid1", "orphans", "user", "subreaper", "user_namespaces", "pid_namespaces",
-         "proc_mount", "cgroup_pids", "rlimit_nproc", "pids", "python", "hosting", "lab_mode"}
+         "proc_mount", "cgroup_pids", "rlimit_nproc", "pids", "python", "hosting", "lab_mode",
+         "observation"}
 
 
 def run_doctor_cli(*args: str, cache: str, tmpdir: str | None = None) -> dict:
@@ -298,3 +299,16 @@ def test_bad_arguments_are_refused_before_any_probe_runs(kwargs, error, monkeypa
     monkeypatch.setattr(subprocess, "Popen", None)  # any probe would fail with a TypeError
     with pytest.raises(error, match="measure|refresh|reap_timeout"):
         labkit.doctor(**kwargs)
+
+
+def test_the_doctor_says_how_a_lab_is_watched_and_what_a_kernel_without_shortcuts_costs(
+        monkeypatch):
+    from labkit import labtable
+
+    here = machine.observation_fact()
+    assert here["scoped"] and here["pidfd_events"]  # Linux 6.18 here: children files, pidfds
+    assert here["reap_events"] == (tuple(map(int, os.uname().release.split(".")[:2])) >= (6, 9))
+    monkeypatch.setattr(labtable, "scoped", lambda: False)
+    old = machine.observation_fact()
+    assert old["summary"] == "every process read" and "CONFIG_PROC_CHILDREN" in old["meaning"]
+
