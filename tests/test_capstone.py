@@ -106,6 +106,7 @@ def test_the_model_init_passes_every_check(model):
     assert "received it" in model["sigterm"].measured
 
 
+@pytest.mark.slow  # several seconds: `make check` leaves it to `make test`
 @pytest.mark.parametrize("name", sorted(WRONG))
 def test_each_tempting_wrong_init_fails_the_checks_of_its_rule_and_is_told_the_rule(name):
     """Exactly the checks of the broken rule fail; each hint names the rule and its source."""
@@ -121,6 +122,7 @@ def test_each_tempting_wrong_init_fails_the_checks_of_its_rule_and_is_told_the_r
     assert not grade.correct and "NOT YET" in str(grade)
 
 
+@pytest.mark.slow  # several seconds: `make check` leaves it to `make test`
 def test_an_init_that_reaps_once_per_sigchld_leaves_storm_zombies_and_learns_they_coalesce():
     check = capstone.grade(ONCE_PER_SIGCHLD, checks=["orphan-storm"])["orphan-storm"]
     assert not check.passed
@@ -136,6 +138,7 @@ def test_an_init_that_always_exits_0_fails_the_exit_code_check():
     assert "has no exit code" in grade["killed-by-signal"].hint
 
 
+@pytest.mark.slow  # several seconds: `make check` leaves it to `make test`
 def test_an_init_that_ignores_sigterm_is_told_its_command_never_learned_of_it():
     check = capstone.grade(IGNORES_SIGTERM, checks=["sigterm"])["sigterm"]
     assert not check.passed

@@ -113,6 +113,7 @@ def test_every_graded_answer_of_08_has_hidden_tests_that_grade_the_login_being_g
     assert all(len(c.source.splitlines()) <= 12 for c in nb.cells if c.cell_type == "code")
 
 
+@pytest.mark.slow  # several seconds: `make check` leaves it to `make test`
 def test_the_solutions_notebook_passes_every_check(kernel_under_an_init):
     nb = run_notebook(nbformat.read(NOTEBOOK, as_version=4), allow_errors=False)
     checks = [c for c in grading(nb, "grade") if c.cell_type == "code"]
@@ -124,6 +125,7 @@ def test_the_solutions_notebook_passes_every_check(kernel_under_an_init):
         "".join(printed(c) for c in checks)
 
 
+@pytest.mark.slow  # several seconds: `make check` leaves it to `make test`
 def test_the_student_version_fails_every_check_until_solved(kernel_under_an_init, tmp_path):
     out = tmp_path / "student.ipynb"
     done = subprocess.run([sys.executable, TOOL, str(out), NOTEBOOK], capture_output=True,
@@ -193,6 +195,7 @@ def test_solution_regions_become_nbgraders_stubs_and_bad_markers_are_named():
         tool.student_version(nbformat.v4.new_notebook(cells=[hidden]))
 
 
+@pytest.mark.slow  # several seconds: `make check` leaves it to `make test`
 def test_the_tool_writes_a_student_version_of_every_notebook_with_solution_cells(tmp_path):
     done = subprocess.run([sys.executable, TOOL, str(tmp_path / "out")], capture_output=True,
                           text=True, timeout=60)
@@ -266,6 +269,7 @@ def test_a_handler_that_does_not_catch_echild_is_told_to():
     assert "Catch ChildProcessError" in problem
 
 
+@pytest.mark.slow  # several seconds: `make check` leaves it to `make test`
 def test_a_handler_that_blocks_is_timed_and_told_about_wnohang():
     result = exercises.check_reaper(BLOCKING)
     assert result.facts["longest"] > exercises.BLOCKED_SECONDS
@@ -477,6 +481,7 @@ def test_the_pod_budget_counts_every_thread_and_its_hint_says_so_not_the_number(
         assert exercises.check_pod(good, who).correct
 
 
+@pytest.mark.slow  # several seconds: `make check` leaves it to `make test`
 def test_a_wrong_tree_gets_the_rule_and_the_actions_to_follow_never_the_tree():
     script = "a+b; b+c; b-; a+d"
     result = exercises.check_tree({"b": "a", "c": "a", "d": "a"}, script)
