@@ -130,6 +130,16 @@ def test_an_init_that_reaps_once_per_sigchld_leaves_storm_zombies_and_learns_the
     assert "stayed zombies" in check.measured and " 0 stayed" not in check.measured
 
 
+def test_the_storm_is_judged_once_the_init_had_its_chance_not_by_a_clock(monkeypatch):
+    """On a loaded machine 500 exits and their reaping take seconds: a right init that the
+    machine has not yet let run (runnable, R) is waited for, even with no reap time at all."""
+    from labkit import capstone_checks
+
+    monkeypatch.setattr(capstone_checks, "REAP_SECONDS", 0.0)
+    check = capstone.grade(SOLUTIONS / "model.py", checks=["orphan-storm"])["orphan-storm"]
+    assert check.passed, check.measured
+
+
 def test_an_init_that_always_exits_0_fails_the_exit_code_check():
     grade = capstone.grade(ALWAYS_ZERO, checks=["exit-code", "killed-by-signal"])
     assert not grade.passed("exit-code") and not grade.passed("killed-by-signal")
