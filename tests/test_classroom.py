@@ -55,7 +55,7 @@ HUB = shutil.which("jupyterhub", path=os.path.dirname(sys.executable)) or "jupyt
 
 # The heavy steps of the course, as a student's cells would run them. Each prints one JSON line.
 WORK = """
-import json, labkit
+import json, time, labkit
 from labkit import exhaustion
 with labkit.Lab(max_procs={zombies} + 20) as lab:
     parent = lab.parent("none")
@@ -63,12 +63,16 @@ with labkit.Lab(max_procs={zombies} + 20) as lab:
         parent.fork({zombies})
         snap = lab.wait_for(lambda s: len(s.zombies) == {zombies}, timeout=60)
     zombies, samples, peak = len(snap.zombies), len(rec.series.times), max(rec.series.total)
+    start = time.perf_counter()
+    for _ in range(10):
+        lab.snapshot()
+    snapshot_ms = (time.perf_counter() - start) * 100  # one reading of the lab's processes
 lab = exhaustion.budget_lab(40)
 filled = exhaustion.fill_with_zombies(lab, lab.parent("none"))
 usage = exhaustion.describe(lab)
 print(json.dumps(dict(zombies=zombies, samples=samples, peak=peak, made=filled.made,
-      errno=getattr(filled.refusal, "errno", None), mechanism=usage.mechanism,
-      full=usage.full, own=usage.own)))
+      snapshot_ms=snapshot_ms, errno=getattr(filled.refusal, "errno", None),
+      mechanism=usage.mechanism, full=usage.full, own=usage.own)))
 lab.close()
 """
 OPEN_LAB = """
@@ -380,6 +384,10 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
             assert result["errno"] == 11 and result["full"] and result["own"], (name, result)
             assert result["mechanism"].startswith("cgroup pids.max"), (name, result)
 
+        memory = [student_memory(pwd.getpwnam(name).pw_uid) for name in workers]
+        snapshot_ms = [json.loads(out.strip().splitlines()[-1])["snapshot_ms"]
+                       for _, out in results.values()]
+
         # A kernel SIGKILLed with a lab open: the lab dies with it.
         killed = names[KILLED]
         status, out = kernels[killed].run(OPEN_LAB)
@@ -420,7 +428,23 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
           f"its cgroup); host tasks {figures.base:,} before, {figures.peak:,} at peak; free PIDs "
           f"at the lowest {lowest_free:,} of {figures.pid_max:,}; the bomb held "
           f"{bomb_current} of {BUDGET}, {refused:,} forks refused; host zombies "
-          f"{zombies_before} before, {zombies_after} after; {elapsed:.0f} s")
+          f"{zombies_before} before, {zombies_after} after; {elapsed:.0f} s\n"
+          f"per student (server + kernel, labs closed): {min(memory):.0f}-{max(memory):.0f} MB "
+          f"PSS; one lab.snapshot() of {ZOMBIES} zombies, under load: "
+          f"{min(snapshot_ms):.1f}-{max(snapshot_ms):.1f} ms")
+
+
+def student_memory(uid: int) -> float:
+    """MB of memory the student's processes hold: the sum of their Pss (proportional set size:
+    shared pages divided among their users; proc(5), /proc/PID/smaps_rollup)."""
+    total = 0
+    for proc in user_processes({uid}):
+        try:
+            with open(f"/proc/{proc.pid}/smaps_rollup") as f:
+                total += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except OSError:
+            pass
+    return total / 1024
 
 
 def host_zombies() -> int:
