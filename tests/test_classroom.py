@@ -56,7 +56,7 @@ HUB = shutil.which("jupyterhub", path=os.path.dirname(sys.executable)) or "jupyt
 # The heavy steps of the course, as a student's cells would run them. Each prints one JSON line.
 WORK = """
 import json, time, labkit
-from labkit import exhaustion
+from labkit import exhaustion, fullscan
 with labkit.Lab(max_procs={zombies} + 20) as lab:
     parent = lab.parent("none")
     with lab.record(interval=0.1) as rec:
@@ -67,11 +67,16 @@ with labkit.Lab(max_procs={zombies} + 20) as lab:
     for _ in range(10):
         lab.snapshot()
     snapshot_ms = (time.perf_counter() - start) * 100  # one reading of the lab's processes
+    start = time.perf_counter()
+    for _ in range(10):
+        table = fullscan.read_table()
+    fullscan_ms = (time.perf_counter() - start) * 100  # one reading of the whole machine
 lab = exhaustion.budget_lab(40)
 filled = exhaustion.fill_with_zombies(lab, lab.parent("none"))
 usage = exhaustion.describe(lab)
 print(json.dumps(dict(zombies=zombies, samples=samples, peak=peak, made=filled.made,
-      snapshot_ms=snapshot_ms, errno=getattr(filled.refusal, "errno", None),
+      snapshot_ms=snapshot_ms, fullscan_ms=fullscan_ms, table=len(table),
+      errno=getattr(filled.refusal, "errno", None),
       mechanism=usage.mechanism, full=usage.full, own=usage.own)))
 lab.close()
 """
@@ -385,8 +390,10 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
             assert result["mechanism"].startswith("cgroup pids.max"), (name, result)
 
         memory = [student_memory(pwd.getpwnam(name).pw_uid) for name in workers]
-        snapshot_ms = [json.loads(out.strip().splitlines()[-1])["snapshot_ms"]
-                       for _, out in results.values()]
+        readings = [json.loads(out.strip().splitlines()[-1]) for _, out in results.values()]
+        snapshot_ms = [r["snapshot_ms"] for r in readings]
+        fullscan_ms = [r["fullscan_ms"] for r in readings]
+        table = max(r["table"] for r in readings)
 
         # A kernel SIGKILLed with a lab open: the lab dies with it.
         killed = names[KILLED]
@@ -431,7 +438,8 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
           f"{zombies_before} before, {zombies_after} after; {elapsed:.0f} s\n"
           f"per student (server + kernel, labs closed): {min(memory):.0f}-{max(memory):.0f} MB "
           f"PSS; one lab.snapshot() of {ZOMBIES} zombies, under load: "
-          f"{min(snapshot_ms):.1f}-{max(snapshot_ms):.1f} ms")
+          f"{min(snapshot_ms):.1f}-{max(snapshot_ms):.1f} ms; one full scan of the host's "
+          f"{table:,} processes: {min(fullscan_ms):.0f}-{max(fullscan_ms):.0f} ms")
 
 
 def student_memory(uid: int) -> float:
