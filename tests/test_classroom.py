@@ -155,10 +155,24 @@ def accounts():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def needs(tool: str, how: str) -> None:
+    """Skip where `tool` is missing, but fail in CI: .ci/run installs it."""
+    if shutil.which(tool) is None:
+        message = f"{tool} is not installed ({how})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture
 def hub(tmp_path, accounts):
     """The Hub of classroom/ on 127.0.0.1, with a teacher's token; stopped (and its servers
     with it) after the test."""
+    needs("configurable-http-proxy", "npm install -g configurable-http-proxy")
+    try:
+        budget_spawner.class_cgroup()
+    except OSError as exc:
+        pytest.skip(f"no cgroup with pids for the class here: {exc}")
     port, token = free_ports(3), secrets.token_hex(16)
     env = dict(os.environ, CLASSROOM_AUTH="dummy", CLASSROOM_PORT=str(port),
                CLASSROOM_ADMIN_TOKEN=token, CLASSROOM_PIDS_MAX=str(BUDGET),
