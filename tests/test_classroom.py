@@ -290,6 +290,7 @@ class Figures:
     def __init__(self) -> None:
         self.pid_max, self.base = procfs.pid_max(), procfs.tasks_in_use()
         self.peak = self.class_peak = 0
+        self.available = self.lowest_available = mem_available()
         _, self.cgroup = budget_spawner.class_cgroup()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -297,6 +298,7 @@ class Figures:
     def _sample(self) -> None:
         while not self._stop.wait(0.05):
             self.peak = max(self.peak, procfs.tasks_in_use())
+            self.lowest_available = min(self.lowest_available, mem_available())
             try:
                 with open(os.path.join(self.cgroup, "pids.current")) as f:
                     self.class_peak = max(self.class_peak, int(f.read()))
@@ -449,7 +451,9 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
           f"its cgroup); host tasks {figures.base:,} before, {figures.peak:,} at peak; free PIDs "
           f"at the lowest {lowest_free:,} of {figures.pid_max:,}; the bomb held "
           f"{bomb_current} of {BUDGET}, {refused:,} forks refused; host zombies "
-          f"{zombies_before} before, {zombies_after} after; {elapsed:.0f} s\n"
+          f"{zombies_before} before, {zombies_after} after; memory available "
+          f"{figures.available:,} MB before, {figures.lowest_available:,} MB at the lowest; "
+          f"{elapsed:.0f} s\n"
           f"per student (server + kernel, labs closed): {min(memory):.0f}-{max(memory):.0f} MB "
           f"PSS; one lab.snapshot() of {ZOMBIES} zombies, under load: "
           f"{min(snapshot_ms):.1f}-{max(snapshot_ms):.1f} ms; one full scan of the host's "
@@ -467,6 +471,15 @@ def student_memory(uid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def mem_available() -> int:
+    """MemAvailable of /proc/meminfo, in MB (proc(5))."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) // 1024
+    return 0
 
 
 def host_zombies() -> int:
