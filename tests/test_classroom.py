@@ -14,6 +14,7 @@ Sizes (environment, for a small run): CLASSROOM_TEST_STUDENTS (10), CLASSROOM_TE
 
 from __future__ import annotations
 
+import errno
 import http.cookiejar
 import json
 import os
@@ -34,7 +35,7 @@ import pytest
 import requests
 import websocket
 
-from labkit import limits, procfs
+from labkit import budget, limits, procfs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "classroom"))
@@ -45,6 +46,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(900)]
 STUDENTS = int(os.environ.get("CLASSROOM_TEST_STUDENTS", "10"))
 BUDGET = int(os.environ.get("CLASSROOM_TEST_BUDGET", "2400"))
 ZOMBIES = int(os.environ.get("CLASSROOM_TEST_ZOMBIES", "300"))
+BUDGET_LAB = 40                # notebook 07's Lab(pid_limit=40)
 BOMBER, KILLED = 0, 1          # the student with the fork bomb; the one whose kernel is killed
 CULLED = {BOMBER, STUDENTS - 1}  # left to the idle culler; the others are stopped by the API
 CULL_TIMEOUT = 30
@@ -63,6 +65,7 @@ with labkit.Lab(max_procs={zombies} + 20) as lab:
         parent.fork({zombies})
         snap = lab.wait_for(lambda s: len(s.zombies) == {zombies}, timeout=60)
     zombies, samples, peak = len(snap.zombies), len(rec.series.times), max(rec.series.total)
+    mode = lab.mode
     start = time.perf_counter()
     for _ in range(10):
         lab.snapshot()
@@ -71,10 +74,10 @@ with labkit.Lab(max_procs={zombies} + 20) as lab:
     for _ in range(10):
         table = fullscan.read_table()
     fullscan_ms = (time.perf_counter() - start) * 100  # one reading of the whole machine
-lab = exhaustion.budget_lab(40)
+lab = exhaustion.budget_lab({budget_lab})
 filled = exhaustion.fill_with_zombies(lab, lab.parent("none"))
 usage = exhaustion.describe(lab)
-print(json.dumps(dict(zombies=zombies, samples=samples, peak=peak, made=filled.made,
+print(json.dumps(dict(zombies=zombies, samples=samples, peak=peak, made=filled.made, mode=mode,
       snapshot_ms=snapshot_ms, fullscan_ms=fullscan_ms, table=len(table),
       errno=getattr(filled.refusal, "errno", None),
       mechanism=usage.mechanism, full=usage.full, own=usage.own)))
@@ -385,17 +388,20 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
         assert status == "ok"
         assert wait_until(lambda: bomb_refused(bomber) > 0, 120), "the bomb never hit pids.max"
         assert int(cgroup_value(bomber, "pids.current")) <= BUDGET
+        refused_first = bomb_refused(bomber)
 
         # Everyone else works at once, while the bomb holds its budget.
         workers = [name for name in names if name != bomber]
         work_started = time.monotonic()
+        work = WORK.format(zombies=ZOMBIES, budget_lab=BUDGET_LAB)
         with ThreadPoolExecutor(len(workers)) as pool:
-            results = dict(zip(workers, pool.map(
-                lambda n: kernels[n].run(WORK.format(zombies=ZOMBIES)), workers), strict=True))
+            results = dict(zip(workers, pool.map(lambda n: kernels[n].run(work), workers),
+                               strict=True))
         work_time = time.monotonic() - work_started
-        refused = bomb_refused(bomber)
         bomb_current = int(cgroup_value(bomber, "pids.current"))
-        assert refused > 0
+        # The bomb kept pressing on its own budget while the others forked.
+        assert bomb_refused(bomber) > refused_first, "the bomb stopped before the work did"
+        refused = bomb_refused(bomber)
 
         for name, (status, out) in results.items():
             assert status == "ok", f"{name}: {status}\n{out[-2000:]}"
@@ -404,7 +410,9 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
             assert result["peak"] >= ZOMBIES and result["samples"] > 1, (name, result)
             # notebook 07's budget lab: the kernel's EAGAIN at the lab's own cgroup's pids.max,
             # made in the student's delegated cgroup, as on a laptop
-            assert result["errno"] == 11 and result["full"] and result["own"], (name, result)
+            assert result["errno"] == errno.EAGAIN and result["full"] and result["own"], \
+                (name, result)
+            assert result["made"] == BUDGET_LAB - budget.LAB_OWN, (name, result)
             assert result["mechanism"].startswith("cgroup pids.max"), (name, result)
 
         memory = [student_memory(pwd.getpwnam(name).pw_uid) for name in workers]
@@ -412,6 +420,7 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
         snapshot_ms = [r["snapshot_ms"] for r in readings]
         fullscan_ms = [r["fullscan_ms"] for r in readings]
         table = max(r["table"] for r in readings)
+        modes = sorted({r["mode"] for r in readings})
 
         # A kernel SIGKILLed with a lab open: the lab dies with it.
         killed = names[KILLED]
@@ -457,7 +466,8 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
           f"{figures.available:,} MB before, {figures.lowest_available:,} MB at the lowest; "
           f"{elapsed:.0f} s in all, {work_time:.0f} s for the heavy steps side by side\n"
           f"per student (server + kernel, labs closed): {min(memory):.0f}-{max(memory):.0f} MB "
-          f"PSS; one lab.snapshot() of {ZOMBIES} zombies, under load: "
+          f"PSS; labs in mode {', '.join(modes)}; one lab.snapshot() of {ZOMBIES} zombies, "
+          f"under load: "
           f"{min(snapshot_ms):.1f}-{max(snapshot_ms):.1f} ms; one full scan of the host's "
           f"{table:,} processes: {min(fullscan_ms):.0f}-{max(fullscan_ms):.0f} ms")
 
