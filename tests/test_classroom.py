@@ -198,6 +198,8 @@ def hub(tmp_path, accounts):
             proc.kill()
             proc.wait()
         log.close()
+        # pytest shows a test's output only when it fails: the Hub's last words, for the reason.
+        print("--- the Hub's log, its end:\n" + (tmp_path / "hub.log").read_text()[-3000:])
         # Only after a failure is anything left here: the test proves that nothing is.
         _, parent = budget_spawner.class_cgroup()
         budget_spawner.sweep(parent)
