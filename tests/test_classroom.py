@@ -381,6 +381,10 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
 
         # The budget is each student's own: their server and everything it starts.
         idle = [int(cgroup_value(name, "pids.current")) for name in names]
+        for name in names:  # the course, in each student's home, theirs to write in
+            account = pwd.getpwnam(name)
+            first = os.path.join(account.pw_dir, "zombie-lab", "00-start-here.ipynb")
+            assert os.stat(first).st_uid == account.pw_uid
         for name in names:
             assert int(cgroup_value(name, "pids.max")) == BUDGET
         assert all(idle), idle
