@@ -27,6 +27,7 @@ by the host's PID 1, and on a stop SIGINT/SIGTERM reach the server as tini would
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
@@ -34,6 +35,7 @@ import signal
 import time
 
 from jupyterhub.spawner import LocalProcessSpawner
+from jupyterhub.utils import maybe_future
 from traitlets import Float, Integer, Unicode
 
 from labkit import budget
@@ -208,7 +210,7 @@ class BudgetSpawner(LocalProcessSpawner):
         try:
             return await super().start()
         except BaseException:
-            self._empty()
+            await self._empty()
             raise
 
     def make_preexec_fn(self, name: str):
@@ -228,12 +230,22 @@ class BudgetSpawner(LocalProcessSpawner):
         try:
             await super().stop(now=now)
         finally:
-            self._empty()
+            await self._empty()
 
-    def _empty(self) -> None:
+    async def run_post_stop_hook(self) -> None:
+        # JupyterHub calls stop() only for a server that is still running: one whose process
+        # died by itself (its init killed, by the OOM killer or anyone) is only polled, and
+        # whatever it started lives on in the cgroup. The post-stop hook runs after every stop.
+        try:
+            await self._empty()
+        finally:
+            await maybe_future(super().run_post_stop_hook())
+
+    async def _empty(self) -> None:
         path, self.cgroup = self.cgroup, ""
         if path:
-            kills = empty(path, self.empty_timeout)
+            # In a thread: a bomb's cgroup may take a while, and the Hub serves the class meanwhile.
+            kills = await asyncio.to_thread(empty, path, self.empty_timeout)
             self.log.info("%s: emptied and removed %s (%d SIGKILLs)", self._log_name, path, kills)
 
     def get_state(self) -> dict:

@@ -18,6 +18,7 @@ import errno
 import http.cookiejar
 import json
 import os
+import pathlib
 import pwd
 import secrets
 import shutil
@@ -40,6 +41,7 @@ from labkit import budget, limits, procfs
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "classroom"))
 import budget_spawner  # noqa: E402
+from conftest import reap_adopted  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(900)]
 
@@ -48,7 +50,7 @@ BUDGET = int(os.environ.get("CLASSROOM_TEST_BUDGET", "2400"))
 ZOMBIES = int(os.environ.get("CLASSROOM_TEST_ZOMBIES", "300"))
 BUDGET_LAB = 40                # notebook 07's Lab(pid_limit=40)
 BOMBER, KILLED = 0, 1          # the student with the fork bomb; the one whose kernel is killed
-CULLED = {BOMBER, STUDENTS - 1}  # left to the idle culler; the others are stopped by the API
+CULLED = {KILLED, STUDENTS - 1}  # left to the idle culler; the others but the bomber: the API
 CULL_TIMEOUT = 30
 ACTIVITY = 5                   # seconds between activity reports: the browser's polling keeps
                                # a working student's server active for the culler
@@ -136,6 +138,13 @@ def user_processes(uids: set[int]) -> list[psutil.Process]:
     return found
 
 
+def class_left(uids: set[int]) -> list[psutil.Process]:
+    """The students' processes still there, once this process has reaped the orphans it
+    adopted (killed zombies whose parent died come here, to the nearest subreaper)."""
+    reap_adopted()
+    return user_processes(uids)
+
+
 @pytest.fixture
 def accounts():
     """STUDENTS local accounts (useradd), their homes in a folder of their own; removed after."""
@@ -152,7 +161,11 @@ def accounts():
     finally:
         uids = {pwd.getpwnam(name).pw_uid for name in made}
         for proc in user_processes(uids):  # only after a failure: the test proves none is left
-            proc.kill()
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        wait_until(lambda: not class_left(uids), 30)
         for name in made:
             subprocess.run(["userdel", "--remove", name], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
@@ -185,7 +198,7 @@ def hub(tmp_path, accounts):
     log = open(tmp_path / "hub.log", "w")
     proc = subprocess.Popen([HUB, "-f", os.path.join(REPO, "classroom", "jupyterhub_config.py")],
                             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    api = Api(f"http://127.0.0.1:{port}", token, proc.pid)
+    api = Api(f"http://127.0.0.1:{port}", token, proc.pid, tmp_path / "hub.log")
     try:
         if not wait_until(api.up, 60):
             pytest.fail(f"the Hub did not answer:\n{(tmp_path / 'hub.log').read_text()[-3000:]}")
@@ -209,13 +222,16 @@ def hub(tmp_path, accounts):
 class Api:
     """The Hub's REST API and the students' servers behind its proxy, with the teacher's token."""
 
-    def __init__(self, url: str, token: str, pid: int) -> None:
-        self.url, self.pid = url, pid
+    def __init__(self, url: str, token: str, pid: int, log: pathlib.Path) -> None:
+        self.url, self.pid, self._log = url, pid, log
         self.http = requests.Session()
         # A token, never cookies: a server's cookie would make it ask POSTs for an XSRF token.
         self.http.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         self.http.headers["Authorization"] = f"token {token}"
         self.token = token
+
+    def log(self) -> str:
+        return self._log.read_text()
 
     def up(self) -> bool:
         try:
@@ -440,9 +456,14 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
         for kernel in kernels.values():
             kernel.close()
 
-        # Stop most servers through the REST API; leave the rest idle, for the culler.
+        # The bomber's server loses its init (SIGKILL, as the OOM killer might): the server, its
+        # kernel and the bomb are orphans outside any tree the Hub knows, still in the cgroup.
+        # The Hub sees its server gone (its poll), and stop() must find them by the cgroup.
+        os.kill(server_init(hub.pid, pwd.getpwnam(bomber).pw_uid), signal.SIGKILL)
+
+        # Stop the others through the REST API, but two left idle, for the culler.
         for i, name in enumerate(names):
-            if i not in CULLED:
+            if i not in CULLED and i != BOMBER:
                 browser.leave(name)
                 assert hub.hub("DELETE", f"users/{name}/server").status_code in (202, 204)
         for i in CULLED:
@@ -452,10 +473,16 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
             assert wait_until(lambda n=name: hub.stopped(n), CULL_TIMEOUT + 120), \
                 f"{name}'s server was neither stopped nor culled"
     elapsed = time.monotonic() - started
+    culled = [line for line in hub.log().splitlines() if "Culling server" in line]
+    assert all(any(names[i] in line for line in culled) for i in CULLED), culled
+    bomb_kills = kills_logged(hub.log(), bomber)
+    assert bomb_kills > 0, "the bomber's cgroup was emptied without a kill: a test that proves less"
 
     # Nothing is left of the class: no student process (lab, zombie or bomb), no cgroup, no
     # zombie of the Hub's. (Other work on this machine may hold labs and zombies of its own.)
-    assert wait_until(lambda: not user_processes(uids), 30), user_processes(uids)
+    # What the bomber's dead init left was killed as orphans, adopted by this test's process
+    # (a subreaper, as PID 1 would be on a class server): they are gone once it reaps them.
+    assert wait_until(lambda: not class_left(uids), 30), class_left(uids)
     assert not [d for d in os.listdir(figures.cgroup)
                 if os.path.isdir(os.path.join(figures.cgroup, d))]
     assert wait_until(lambda: not hub_zombies(hub.pid), 30), hub_zombies(hub.pid)
@@ -468,7 +495,8 @@ def test_a_class_works_side_by_side_and_leaves_nothing(hub, accounts):
           f"one fork bomb; the class's tasks at peak {figures.class_peak:,} (pids.current of "
           f"its cgroup); host tasks {figures.base:,} before, {figures.peak:,} at peak; free PIDs "
           f"at the lowest {lowest_free:,} of {figures.pid_max:,}; the bomb held "
-          f"{bomb_current} of {BUDGET}, {refused:,} forks refused; host zombies "
+          f"{bomb_current} of {BUDGET}, {refused:,} forks refused; its orphans took "
+          f"{bomb_kills:,} SIGKILLs to end; host zombies "
           f"{zombies_before} before, {zombies_after} after; memory available "
           f"{figures.available:,} MB before, {figures.lowest_available:,} MB at the lowest; "
           f"{elapsed:.0f} s in all, {work_time:.0f} s for the heavy steps side by side\n"
@@ -491,6 +519,22 @@ def student_memory(uid: int) -> float:
         except OSError:
             pass
     return total / 1024
+
+
+def server_init(hub_pid: int, uid: int) -> int:
+    """The PID of the student's server's init (labkit.pause), the Hub's child."""
+    for child in psutil.Process(hub_pid).children():
+        if child.uids().real == uid and "labkit.pause" in child.cmdline():
+            return child.pid
+    raise LookupError(f"no server init of uid {uid} under the Hub")
+
+
+def kills_logged(log: str, name: str) -> int:
+    """The SIGKILLs BudgetSpawner logged when it emptied the student's cgroup."""
+    for line in log.splitlines():
+        if f"{name}: emptied and removed" in line:
+            return int(line.rsplit("(", 1)[1].split()[0])
+    return 0
 
 
 def mem_available() -> int:
