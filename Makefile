@@ -28,7 +28,7 @@ BENCH_ARGS ?=
 
 NOTEBOOK := notebooks/00-start-here.ipynb
 # git keeps no empty folders: lint only what exists.
-LINT_PATHS := $(wildcard labkit tests bench tools)
+LINT_PATHS := $(wildcard labkit tests bench tools classroom)
 # The lab's own init, as a child subreaper that kills and reaps everything left when its command
 # ends: a failing test or benchmark cannot leave zombies or orphans on the machine.
 UNDER_PAUSE := $(VPY) -m labkit.pause --subreaper --drain --

@@ -134,6 +134,9 @@ def test_z2jh_config_has_the_keys_that_matter():
     assert singleuser["extraPodConfig"]["shareProcessNamespace"] is True
     assert singleuser["memory"]["limit"]
     assert singleuser["cpu"]["limit"]
+    # The server under an init that reaps (classroom/ does the same), and culled pods deleted.
+    assert singleuser["cmd"][:3] == ["python", "-m", "labkit.pause"]
+    assert config["cull"]["enabled"] is True
     # No per-pod PID limit exists in a pod's spec: it is the kubelet's podPidsLimit, node
     # configuration, which the README and the file's comments explain.
     assert "podPidsLimit" in open(os.path.join(REPO, "docs", "z2jh-config.yaml")).read()
