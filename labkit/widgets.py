@@ -88,7 +88,8 @@ class Dashboard(DashboardActions):
     Attributes: `.widget` (the ipywidgets VBox to show), the controls `.policy`, `.children`,
     `.lifetime`, the buttons `.fork_button`, `.reap_button`, `.exit_button`, `.kill_button`,
     `.reset_button`, and `.parent` (the lab parent the buttons act on), `.series` (what the plot
-    shows), `.snapshot` (the latest), `.message` (the status line's text).
+    shows), `.snapshot` (the latest), `.message` (the status line's text), `.picture` (the
+    plot's figure, kept between refreshes: a labkit.liveplot.LiveGrowth).
     """
 
     def __init__(self, lab: Lab | None = None, *, policy: str = "none", children: int = 30,
@@ -112,7 +113,7 @@ class Dashboard(DashboardActions):
         self.last_killed: int | None = None  # host PID of the zombie kill -9 was last sent to
         self._task: asyncio.Task | None = None
         self._png = b""
-        self._live: LiveGrowth | None = None  # the plot's figure, kept between refreshes
+        self.picture = LiveGrowth(title=self._plot_title(), dpi=PNG_DPI)
         self._drawn: tuple[float, dict[str, int]] | None = None  # when, and the counts drawn
         self.idle_redraw = IDLE_REDRAW
         self._took: deque[float] = deque(maxlen=50)   # seconds each recent refresh took
@@ -313,9 +314,7 @@ class Dashboard(DashboardActions):
     def _render(self) -> bytes:
         # plot.growth's own figure at a lower dpi (its layout is in inches, so the picture is
         # the same, smaller), kept and moved rather than made anew: see labkit.liveplot.
-        if self._live is None:
-            self._live = LiveGrowth(title=self._plot_title(), dpi=PNG_DPI)
-        return self._live.png(_last(self.series, self.window))
+        return self.picture.png(_last(self.series, self.window))
 
     def _plot_title(self) -> str:
         return f"Lab process table, last {self.window:g} s"
