@@ -74,7 +74,11 @@ class PngCanvas(FigureCanvasAgg):
             super().print_png(filename_or_obj, metadata=metadata, pil_kwargs=pil_kwargs)
             return
         self.draw()
-        data = rgba_png(np.asarray(self.buffer_rgba()), dpi=self.figure.dpi,
-                        metadata={**software(), **(metadata or {})})
+        try:
+            data = rgba_png(np.asarray(self.buffer_rgba()), dpi=self.figure.dpi,
+                            metadata={**software(), **(metadata or {})})
+        except UnicodeEncodeError:  # tEXt is latin-1: Pillow writes such metadata as iTXt
+            super().print_png(filename_or_obj, metadata=metadata, pil_kwargs={})
+            return
         with cbook.open_file_cm(filename_or_obj, "wb") as f:
             f.write(data)
