@@ -54,7 +54,7 @@ def rgba_png(pixels: np.ndarray, *, dpi: float | None = None,
     for key, value in (metadata or {}).items():
         if value is not None:
             parts.append(_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1")))
-    parts += [_chunk(b"IDAT", zlib.compress(rows.tobytes(), LEVEL)), _chunk(b"IEND", b"")]
+    parts += [_chunk(b"IDAT", zlib.compress(rows, LEVEL)), _chunk(b"IEND", b"")]
     return b"".join(parts)
 
 
