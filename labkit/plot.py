@@ -62,6 +62,9 @@ __all__ = ["ALERT", "DPI", "FIGSIZE", "NO_SAMPLES", "OKABE_ITO", "PALETTE", "UNK
 # How each state is named in legends (the artists themselves are labelled with the bare state).
 _LEGEND_NAMES = {ZOMBIE: "zombie (exited, not reaped)"}
 
+# The size of the action labels in a growth plot (compare's smaller panels use smaller ones).
+_MARK_SIZE = 11
+
 # Stacking order, bottom first: zombies lie on the floor, where a pile-up is seen at once.
 _STATE_ORDER = (ZOMBIE, "sleeping", "running", "disk-sleep", "stopped", "tracing-stop", "dead")
 
@@ -86,7 +89,7 @@ def growth(series: Series, *, title: str | None = None, ax: Axes | None = None) 
         _margins(fig, bottom=_bottom(_legend_rows(_legend_labels(states)) if data.n else 0))
     else:
         fig = ax.figure
-    _draw_growth(ax, data, states, mark_size=11)
+    _draw_growth(ax, data, states, mark_size=_MARK_SIZE)
     _limit(ax, [data])
     _title(ax, "Lab process table over time" if title is None else title)
     ax.set_xlabel("time (s)")
@@ -179,22 +182,36 @@ def _draw_growth(ax: Axes, data: _Samples, states: list[str], mark_size: float) 
     if not data.n:
         _say(ax, NO_SAMPLES)
         return
-    times = data.times
-    if data.n == 1:  # one sample has no width: draw it as a thin bar of one sample interval
-        times = np.array([times[0] - 0.05, times[0] + 0.05])
-        data = _Samples(times, {s: np.repeat(v, 2) for s, v in data.counts.items()},
-                        np.repeat(data.total, 2), data.marks)
+    data = _drawable(data)
     # One stackplot call: a PolyCollection per state however many samples there are.
-    bands = ax.stackplot(times, *[data.state(s) for s in states], labels=states,
+    bands = ax.stackplot(data.times, *[data.state(s) for s in states], labels=states,
                          colors=[colour(s) for s in states], linewidth=0, alpha=0.9)
     for band, state in zip(bands, states, strict=True):
         band.set_gid(f"state:{state}")
         if state == ZOMBIE:
             band.set_hatch(ZOMBIE_HATCH)
             band.set_edgecolor("white")  # the hatch lines' colour
-    ax.plot(times, data.total, color="black", linewidth=2.2, label="total", gid="total")
-    _draw_marks(ax, data.marks, (times[0], times[-1]), mark_size)
+    ax.plot(data.times, data.total, color="black", linewidth=2.2, label="total", gid="total")
+    _draw_marks(ax, data.marks, _extent(data), mark_size)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    # The y grid under the x grid (they tie, and ties draw x first): the dashboard keeps the
+    # y axis in a layer of its own below what moves (labkit.liveplot), and the crossings of
+    # the grid lines then come out the same either way.
+    ax.yaxis.set_zorder(ax.xaxis.get_zorder() - 0.01)
+
+
+def _drawable(data: _Samples) -> _Samples:
+    """The samples as drawn: one sample has no width, so it becomes a thin bar of one sample
+    interval (0.1 s) around its time."""
+    if data.n != 1:
+        return data
+    return _Samples(np.array([data.times[0] - 0.05, data.times[0] + 0.05]),
+                    {s: np.repeat(v, 2) for s, v in data.counts.items()},
+                    np.repeat(data.total, 2), data.marks)
+
+
+def _extent(data: _Samples) -> tuple[float, float]:
+    return float(data.times[0]), float(data.times[-1])
 
 
 def _legend_labels(states: list[str]) -> list[str]:
@@ -234,13 +251,19 @@ def _draw_marks(ax: Axes, marks: list[tuple[float, str]], span: tuple[float, flo
     """A dotted vertical line per action, labelled at the top; actions closer together than a
     label's width share one label (a parent made and forked at once: "parent 12 (none) · fork
     60"), so a busy recording stays legible."""
-    marks = sorted(m for m in marks if span[0] <= m[0] <= span[1] + 1e-9)
-    if not marks:
-        return
-    ax.vlines([t for t, _ in marks], 0, 1, transform=ax.get_xaxis_transform(),
-              colors=[_mark_colour(label) for _, label in marks], linestyles=":",
-              linewidth=1.6, gid="marks", zorder=1.5)
-    # Labels closer than about one and a half label heights would overlap: share one instead.
+    shown = _marks_in(marks, span)
+    if shown:
+        _draw_mark_groups(ax, shown, _mark_groups(ax, shown, span, size), size)
+
+
+def _marks_in(marks: list[tuple[float, str]], span: tuple[float, float]) -> list:
+    return sorted(m for m in marks if span[0] <= m[0] <= span[1] + 1e-9)
+
+
+def _mark_groups(ax: Axes, marks: list[tuple[float, str]], span: tuple[float, float],
+                 size: float) -> list[tuple[float, str, str]]:
+    """Each label to draw: where, its text and its colour. Labels closer than about one and a
+    half label heights would overlap: those marks share one label."""
     fig = ax.figure
     width = ax.get_position().width * fig.get_figwidth() * 72  # the axes' width in points
     gap = (span[1] - span[0]) * 1.6 * size / max(width, 1.0)
@@ -250,14 +273,25 @@ def _draw_marks(ax: Axes, marks: list[tuple[float, str]], span: tuple[float, flo
             groups[-1].append(mark)
         else:
             groups.append([mark])
+    labels = []
     for group in groups:
-        labels = [label for _, label in group]
-        if len(labels) > 3:
-            labels = labels[:2] + [f"+{len(labels) - 2} more"]
+        texts = [label for _, label in group]
+        if len(texts) > 3:
+            texts = texts[:2] + [f"+{len(texts) - 2} more"]
         refused = next((label for _, label in group if label.startswith("fork refused")), None)
-        ax.annotate(" · ".join(labels), xy=(group[0][0], 1), xycoords=ax.get_xaxis_transform(),
+        labels.append((group[0][0], " · ".join(texts), _mark_colour(refused or texts[-1])))
+    return labels
+
+
+def _draw_mark_groups(ax: Axes, marks: list[tuple[float, str]],
+                      labels: list[tuple[float, str, str]], size: float) -> None:
+    ax.vlines([t for t, _ in marks], 0, 1, transform=ax.get_xaxis_transform(),
+              colors=[_mark_colour(label) for _, label in marks], linestyles=":",
+              linewidth=1.6, gid="marks", zorder=1.5)
+    for x, text, ink_colour in labels:
+        ax.annotate(text, xy=(x, 1), xycoords=ax.get_xaxis_transform(),
                     xytext=(3, -4), textcoords="offset points", rotation=90, ha="left",
-                    va="top", fontsize=size, color=_mark_colour(refused or labels[-1]),
+                    va="top", fontsize=size, color=ink_colour,
                     gid="mark", bbox={"boxstyle": "round,pad=0.15", "facecolor": "white",
                                       "edgecolor": "none", "alpha": 0.8})
 

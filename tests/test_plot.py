@@ -14,10 +14,12 @@ import pytest
 from matplotlib.collections import LineCollection
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
+from PIL import Image
 from support import execute, ps_zombies_of
 
 import labkit
 from labkit import plot
+from labkit.liveplot import LiveGrowth
 from labkit.observe import Proc, Series, Snapshot
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -312,3 +314,71 @@ def test_stacking_puts_zombies_at_the_bottom_in_a_fixed_order():
     bands = [c.get_gid() for c in ax.collections if str(c.get_gid()).startswith("state:")]
     assert bands == ["state:zombie", "state:sleeping", "state:running"]
     assert np.isclose(top_of(band(ax, "running")), 6)  # the stack's top is the total
+
+
+# --- the live growth plot (the dashboard's) and labkit's PNGs ---------------------------------
+
+
+def pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGBA"))
+
+
+def fresh_pixels(series: Series, title: str, dpi: float) -> np.ndarray:
+    buffer = io.BytesIO()
+    plot.growth(series, title=title).savefig(buffer, format="png", dpi=dpi)
+    return pixels(buffer.getvalue())
+
+
+def window_of(n: int, *, keep: int = 300, zombies=lambda i: min(3 * i, 90),
+              extra: dict[str, int] | None = None) -> Series:
+    """A dashboard's view after n samples at 5 Hz: the last `keep` of them, with the actions
+    that happened inside that window."""
+    start = max(0, n - keep)
+    times = [i * 0.2 for i in range(start, n)]
+    counts = {"zombie": [zombies(i) for i in range(start, n)],
+              "sleeping": [3] * len(times)}
+    for state, value in (extra or {}).items():
+        counts[state] = [value] * len(times)
+    total = [sum(c[k] for c in counts.values()) for k in range(len(times))]
+    marks = [(0.4, "parent 12 (none)"), (0.45, "fork 30"), (9.0, "reap 30"),
+             (9.1, "fork refused (EAGAIN) after 3"), (40.0, "fork 5")]
+    return Series(times=times, counts=counts, total=total, pids_in_use=[500] * len(times),
+                  marks=[m for m in marks if times and times[0] <= m[0]])
+
+
+def test_the_live_plot_moves_one_figure_and_draws_the_pixels_of_a_fresh_growth():
+    """The dashboard's picture: the same figure frame after frame (its artists moved, the
+    layers that did not change kept), pixel for pixel what plot.growth draws afresh."""
+    live = LiveGrowth(title="live", dpi=80)
+    frames = [1, 2, 7, 30, 46, 47, 48, 120, 260, 301, 420]  # growing, then a moving window
+    kept = None
+    for n in frames:
+        series = window_of(n)
+        assert np.array_equal(pixels(live.png(series)), fresh_pixels(series, "live", 80)), n
+        kept = kept or live.figure
+        assert live.figure is kept  # moved, not made again
+    assert live.builds == 1 and live.frames == len(frames)
+    # A new state changes the legend: only then is a new figure made, and it is right too.
+    series = window_of(421, extra={"running": 2})
+    assert np.array_equal(pixels(live.png(series)), fresh_pixels(series, "live", 80))
+    assert live.builds == 2 and live.figure is not kept
+    empty = Series()
+    assert np.array_equal(pixels(live.png(empty)), fresh_pixels(empty, "live", 80))
+
+
+def test_a_figure_saved_as_png_holds_the_pixels_pillow_would_write():
+    """LabFigure's PNGs skip Pillow's filter search (labkit.pngcanvas); the picture is the same
+    and so is the metadata that matplotlib writes."""
+    fig = plot.growth(budget_series())
+    ours, pillows = io.BytesIO(), io.BytesIO()
+    fig.savefig(ours, format="png")
+    fig.savefig(pillows, format="png", pil_kwargs={})  # Pillow's encoder, as matplotlib uses it
+    assert np.array_equal(pixels(ours.getvalue()), pixels(pillows.getvalue()))
+    with Image.open(io.BytesIO(ours.getvalue())) as image:
+        assert image.info["Software"].startswith("Matplotlib version")
+        assert image.info["dpi"] == pytest.approx((plot.DPI, plot.DPI), abs=0.01)
+    assert fig._repr_png_() == ours.getvalue()
+    transparent = io.BytesIO()
+    fig.savefig(transparent, format="png", transparent=True)
+    assert pixels(transparent.getvalue())[0, 0, 3] == 0  # alpha survives where there is any

@@ -9,20 +9,23 @@ from __future__ import annotations
 import ast
 import asyncio
 import base64
+import io
 import os
 import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import psutil
 import pytest
 from conftest import wait_until
 from matplotlib.figure import Figure
+from PIL import Image
 from support import execute, ps_zombies_of
 
 import labkit
 from labkit import procfs
-from labkit.widgets import Dashboard
+from labkit.widgets import PNG_DPI, Dashboard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -289,10 +292,11 @@ def test_a_refresh_redraws_the_plot_only_when_the_counts_changed(dash, monkeypat
     monkeypatch.setattr(dash, "_render", lambda: renders.append(1) or render())
     dash.idle_redraw = 3600.0  # while the counts stand still: never again
     dash.refresh()
-    drawn = len(renders)
+    drawn, frames, shown = len(renders), dash.picture.frames, dash.plot.value
     dash.refresh()
     dash.refresh()
     assert len(renders) == drawn, "the counts stood still, yet the plot was drawn again"
+    assert dash.picture.frames == frames and dash.plot.value == shown
     dash.fork_button.click()
     assert zombies_shown(dash, 30)
     assert len(renders) > drawn, "30 zombies appeared, yet the plot was not redrawn"
@@ -302,6 +306,27 @@ def test_a_refresh_redraws_the_plot_only_when_the_counts_changed(dash, monkeypat
     dash.idle_redraw = 0.0  # the once-a-second redraw of an idle dashboard, made immediate
     dash.refresh()
     assert len(renders) == drawn + 1
+
+
+def pixels(png: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGBA"))
+
+
+def test_a_refresh_that_redraws_moves_the_same_figure_to_what_a_fresh_plot_shows(dash):
+    """A redraw keeps the plot's figure and moves its artists (labkit.liveplot), and the page
+    shows the pixels that plot.growth of the same window draws afresh."""
+    dash.idle_redraw = 0.0  # every refresh draws, as while the lab changes
+    dash.fork_button.click()
+    assert zombies_shown(dash, 30)
+    figure, builds, frames = dash.picture.figure, dash.picture.builds, dash.picture.frames
+    for _ in range(3):
+        dash.refresh()
+    assert dash.picture.frames == frames + 3
+    assert dash.picture.figure is figure and dash.picture.builds == builds
+    fresh = io.BytesIO()
+    dash.figure().savefig(fresh, format="png", dpi=PNG_DPI)
+    assert np.array_equal(pixels(dash.plot.value), pixels(fresh.getvalue()))
 
 
 def test_only_the_widgets_module_imports_ipywidgets():
