@@ -170,3 +170,16 @@ def test_extract_keeps_every_translation_when_nothing_changed(copy):
     before = open(copy.catalogue("00-start-here"), encoding="utf-8").read()
     i18n.extract(copy, [])
     assert open(copy.catalogue("00-start-here"), encoding="utf-8").read() == before
+
+
+def test_readme_zh_is_linked_and_its_binder_badge_opens_the_chinese_course():
+    """README.zh.md's badge is the English README's Binder URL with the path changed."""
+    english = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    chinese = open(os.path.join(REPO, "README.zh.md"), encoding="utf-8").read()
+    assert "](README.zh.md)" in english.split("\n## ")[0]   # at the top, before any section
+    badge = re.compile(r"\]\((https://mybinder\.org/v2/[^)]*urlpath=lab/tree/([^)]*))\)")
+    [(en_url, en_path)] = badge.findall(english)
+    [(zh_url, zh_path)] = badge.findall(chinese)
+    assert zh_path == f"notebooks/{PATHS.lang}/00-start-here.ipynb"
+    assert zh_url == en_url.replace(en_path, zh_path)
+    assert os.path.exists(os.path.join(REPO, zh_path))
