@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 
+import nbformat
 import polib
 import pytest
 from support import REPO
@@ -183,3 +184,20 @@ def test_readme_zh_is_linked_and_its_binder_badge_opens_the_chinese_course():
     assert zh_path == f"notebooks/{PATHS.lang}/00-start-here.ipynb"
     assert zh_url == en_url.replace(en_path, zh_path)
     assert os.path.exists(os.path.join(REPO, zh_path))
+
+
+@pytest.mark.parametrize("stem", [s for s in STEMS if any(
+    c.get("metadata", {}).get("nbgrader", {}).get("solution")
+    for c in i18n.read_json(PATHS.english(s))["cells"])])
+def test_the_student_version_of_a_chinese_exercise_hides_what_the_english_one_hides(stem):
+    """tools/make_student_version.py OUT.ipynb notebooks/zh/NN.ipynb: the same cells become
+    stubs as in the English, and no model answer is left in the Chinese prose."""
+    student = importlib.import_module("make_student_version").student_version
+    english = student(nbformat.read(PATHS.english(stem), as_version=4))
+    chinese = student(nbformat.read(PATHS.translated(stem), as_version=4))
+    assert [c.source for c in chinese.cells if c.cell_type == "code"] == \
+        [c.source for c in english.cells if c.cell_type == "code"]
+    for en, zh in zip(english.cells, chinese.cells, strict=True):
+        if en.metadata.get("nbgrader", {}).get("solution"):
+            assert zh.source == en.source, f"{stem}#{en.id}: the stub differs"
+        assert "BEGIN SOLUTION" not in zh.source
