@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 
+import mistune  # nbconvert's Markdown renderer (requirements-dev.txt)
 import nbformat
 import polib
 import pytest
@@ -74,6 +75,20 @@ def test_every_markdown_cell_is_translated(stem):
         if en["cell_type"] == "markdown":
             text = i18n.source(zh)
             assert re.search(r"[\u4e00-\u9fff]", text), f"{stem}#{en['id']} has no Chinese"
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_bold_and_italic_render_in_chinese_prose(stem):
+    """CommonMark's flanking rules: `**先预测：**这` stays literal asterisks (a closing `**` after
+    punctuation must be followed by a space or punctuation), as it does in JupyterLab. Chinese
+    puts the colon outside (`**先预测**：`) or a space around code (`和 **`x`** 了`)."""
+    render = mistune.create_markdown()
+    for cell in i18n.read_json(PATHS.translated(stem))["cells"]:
+        if cell["cell_type"] == "markdown":
+            html = re.sub(r"<pre>.*?</pre>|<code>.*?</code>", "", render(i18n.source(cell)),
+                          flags=re.S)
+            stray = [html[max(0, m.start() - 20):m.end() + 20] for m in re.finditer(r"\*", html)]
+            assert not stray, f"{stem}#{cell['id']}: unrendered emphasis: {stray[:3]}"
 
 
 @pytest.mark.parametrize("stem", STEMS)
