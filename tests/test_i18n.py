@@ -10,6 +10,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import mistune  # nbconvert's Markdown renderer (requirements-dev.txt)
 import nbformat
@@ -216,3 +218,16 @@ def test_the_student_version_of_a_chinese_exercise_hides_what_the_english_one_hi
         if en.metadata.get("nbgrader", {}).get("solution"):
             assert zh.source == en.source, f"{stem}#{en.id}: the stub differs"
         assert "BEGIN SOLUTION" not in zh.source
+
+
+def test_the_check_command_says_so_and_exits_0_when_all_is_current():
+    """`python tools/i18n.py check`, as a maintainer runs it (exit 1 is proven on the copy)."""
+    done = subprocess.run([sys.executable, os.path.join(REPO, "tools", "i18n.py"), "check"],
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode == 0) == (i18n.problems(PATHS) == []), done.stdout + done.stderr
+
+
+def test_the_check_command_lists_each_problem_and_exits_1(copy, capsys):
+    ctxt = edit_english(copy, 0, "# A new title")
+    assert i18n.report(copy) == 1
+    assert f"{ctxt}: stale" in capsys.readouterr().out

@@ -311,13 +311,19 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.notebooks:
             print(f"{path}: {add_ids(path)} ids added")
     else:
-        found = problems(paths)
-        print("\n".join(found) or f"{paths.lang}: every catalogue complete, every notebook built")
-        missing = untranslated(paths)
-        if missing:
-            print(f"no {paths.lang} catalogue yet (not checked): {', '.join(missing)}")
-        return 1 if found else 0
+        return report(paths)
     return 0
+
+
+def report(paths: Paths) -> int:
+    """`check`: print every problem (or that there is none) and the notebooks not yet started;
+    1 if there is a problem."""
+    found = problems(paths)
+    print("\n".join(found) or f"{paths.lang}: every catalogue complete, every notebook built")
+    missing = untranslated(paths)
+    if missing:
+        print(f"no {paths.lang} catalogue yet (not checked): {', '.join(missing)}")
+    return 1 if found else 0
 
 
 if __name__ == "__main__":
