@@ -21,7 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINDER = os.path.join(REPO, "binder")
 # The Ubuntu packages for the commands the notebooks run (checked with apt-cache on Debian 12;
 # the same names exist in Ubuntu 24.04, repo2docker's base image).
-APT_EXPECTED = {"procps", "psmisc", "util-linux"}
+APT_EXPECTED = {"procps", "psmisc", "util-linux", "fonts-noto-cjk"}  # the font: notebooks/zh/
 
 # tests/as-user.sh stages a copy without binder/ and requirements.txt (it copies a fixed list);
 # in a checkout (a .git next to tests/) a missing binder/ is a failure, not a skip.
