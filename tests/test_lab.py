@@ -412,3 +412,33 @@ def test_when_pid_1_of_the_namespace_dies_the_kernel_kills_everything_inside():
         assert wait_until(lambda: not any(alive(p) for p in inside), 10), [
             p for p in inside if alive(p)]
     assert lab.closed
+
+
+def write_calls(pid: int) -> int:
+    """How many write(2)-family calls process `pid` has made (/proc/PID/io syscw, proc(5);
+    zeroed at fork)."""
+    with open(f"/proc/{pid}/io") as f:
+        fields = dict(line.split(": ") for line in f.read().splitlines())
+    return int(fields["syscw"])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="no task I/O accounting")
+@pytest.mark.parametrize("policy", ["none", "wait"])
+def test_a_pid_namespace_parent_learns_its_childrens_host_pids_in_one_batch(policy):
+    """fork(n) in a PID namespace returns the host PIDs of the parent's n new children, each
+    paired with its PID inside (NSpid, proc(5)), which lab.events then names. The parent learns
+    them from its own children file, read through the host's /proc: the children write
+    nothing to tell them."""
+    with labkit.Lab(mode="pid-namespace") as lab:
+        parent = lab.parent(policy)
+        parent.fork(5)  # earlier children stay in the list (zombies under "none")
+        pids = parent.fork(100, lifetime=60)
+        assert len(set(pids)) == 100
+        assert set(pids) <= {c.pid for c in lab.snapshot().children(parent.pid)}
+        assert all(procfs.read_stat(pid).ppid == parent.pid for pid in pids)
+        inside = {pid: procfs.nspid(pid) for pid in pids}
+        assert all(ns[0] == pid and len(ns) == 2 for pid, ns in inside.items()), inside
+        assert [write_calls(pid) for pid in pids] == [0] * 100
+        parent.exit()  # the root adopts the children; the drain at close reaps them
+    reaped = {e.pid: e.ns_pid for e in lab.events}
+    assert {pid: reaped.get(pid) for pid in pids} == {pid: ns[1] for pid, ns in inside.items()}
