@@ -402,10 +402,10 @@ def drain(init: Pause) -> None:
     ends the agent, the parents and their children: then we only reap, woken by SIGCHLD. Each
     member comes back to us to be reaped (its parent dies too; orphans come to a subreaper or
     to PID 1), and once we have no child (ECHILD) we have no descendant. Something left the
-    group (setsid) only if children remain when the group is empty, or when none has come back
-    for DRAIN_QUIET s (a member's parent may be one that left): then, and only then, the PPID chains
-    in /proc (labkit.procfs) find what is left, and each is killed through a pidfd. So a lab
-    of thousands costs one signal and a wait(2) each, and no /proc read.
+    group (setsid) only if children remain when the group is empty, or when none has come
+    back for DRAIN_QUIET s (a member's parent may be one that left): then, and only then, the
+    PPID chains in /proc (labkit.procfs) find what is left, and each is killed through a
+    pidfd. So a lab of thousands costs one signal and a wait(2) each, and no /proc read.
     """
     group = init.child
     if group is not None:
@@ -422,9 +422,10 @@ def drain(init: Pause) -> None:
             print(f"pause: could not drain {len(left)} processes: {left[:10]}",
                   file=sys.stderr, flush=True)
             return
+        # While children come back, only reap: the group check walks every member.
         if init.reaped != progress[0]:
             progress = (init.reaped, now)
-        if group is None or now - progress[1] > DRAIN_QUIET or not group_alive(group):
+        elif group is None or now - progress[1] > DRAIN_QUIET or not group_alive(group):
             left = procfs.descendants(os.getpid())
             family = {os.getpid(), *left}
             for pid in left:
