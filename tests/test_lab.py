@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import psutil
@@ -13,6 +14,7 @@ from support import ps_zombies_of
 
 import labkit
 from labkit import observe, procfs
+from labkit.parent import host_pairs
 
 pytestmark = pytest.mark.user  # a PID-namespace lab needs a user namespace when not root
 
@@ -442,3 +444,22 @@ def test_a_pid_namespace_parent_learns_its_childrens_host_pids_in_one_batch(poli
         parent.exit()  # the root adopts the children; the drain at close reaps them
     reaped = {e.pid: e.ns_pid for e in lab.events}
     assert {pid: reaped.get(pid) for pid in pids} == {pid: ns[1] for pid, ns in inside.items()}
+
+
+def test_a_parent_pairs_its_children_by_nspid_when_its_two_lists_disagree():
+    """labkit.parent.host_pairs reads the children file twice (through the host's /proc and
+    its own) and pairs them by position; where they do not end with the PIDs it forked, it
+    looks each child up by NSpid instead, and names one it cannot find "?". Here both /procs
+    are this one, so each host PID is the PID itself."""
+    kids = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        pids = [kid.pid for kid in kids]
+        assert host_pairs(pids, proc) == [f"{pid}:{pid}" for pid in pids]
+        assert host_pairs(pids[::-1], proc) == [f"{pid}:{pid}" for pid in pids[::-1]]
+        assert host_pairs([pids[0], 0], proc) == [f"{pids[0]}:{pids[0]}", "?:0"]
+    finally:
+        os.close(proc)
+        for kid in kids:
+            kid.kill()
+            kid.wait()
