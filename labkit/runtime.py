@@ -149,8 +149,10 @@ class _Session:
     def wait_launcher(self, timeout: float) -> bool:
         """Wait up to `timeout` s for the launcher to exit; whether it did. On its pidfd, which
         becomes readable when it exits (pidfd_open(2)): Popen.wait(timeout) polls instead,
-        with sleeps that grow to 50 ms, a latency added to every close. It is our child, not
-        yet waited for, so its PID cannot be reused meanwhile."""
+        with sleeps that grow to 50 ms, a latency added to every close. Opened once poll()
+        has found it not yet reaped: until we wait for it, its PID is not handed out again."""
+        if self.launcher.poll() is not None:
+            return True
         pidfd = procfs.pidfd_open(self.launcher.pid)
         if pidfd is None:  # Linux < 5.3, or already reaped
             try:
