@@ -135,7 +135,10 @@ def fork_children(n: int, lifetime: float, close: tuple[int, ...], report: int |
     """
     if report is not None and batch:
         pids, error = fork_children(n, lifetime, close)
-        return host_pairs(pids, report), error
+        try:
+            return host_pairs(pids, report), error
+        except OSError:  # EMFILE...: the children are made; their host PIDs stay unknown
+            return [f"?:{pid}" for pid in pids], error
     pids: list[int] = []
     append = pids.append
     fork = os.fork
@@ -231,10 +234,23 @@ def nspid_inside(pid: str, host: int) -> int | None:
     return None
 
 
-def handle(words: list[str], close: tuple[int, ...], policy: str = "none") -> str:
+def batches(policy: str, host: int | None) -> bool:
+    """Whether a fork under `policy` learns the host PIDs from our children files: only where
+    the policy keeps every child listed, and both files can be read (CONFIG_PROC_CHILDREN)."""
+    if host is None or policy not in KEEPS_CHILDREN:
+        return False
+    try:
+        read_all(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+        mine = os.readlink("self", dir_fd=host)
+        read_all(f"{mine}/task/{mine}/children", host)
+    except OSError:
+        return False
+    return True
+
+
+def handle(words: list[str], close: tuple[int, ...], batch: bool = False) -> str:
     if words[0] == "fork":
-        pids, error = fork_children(int(words[1]), float(words[2]), close, host_proc(),
-                                    policy in KEEPS_CHILDREN)
+        pids, error = fork_children(int(words[1]), float(words[2]), close, host_proc(), batch)
         head = "ok" if error is None else f"err {error.errno}"
         return " ".join([head, *map(str, pids)])
     if words[0] == "reap":
@@ -247,6 +263,7 @@ def serve(rfd: int, wfd: int, policy: str) -> None:
     set_comm(b"lab-parent")
     os.write(wfd, b"hello %d\n" % host_pid())  # short: a pipe writes it whole
     wake = install(policy)
+    batch = batches(policy, host_proc())
     close = tuple(fd for fd in (rfd, wfd, wake) if fd is not None)
     poller = select.poll()  # not select(2): it cannot watch an fd >= 1024
     for fd in [rfd] + ([wake] if wake is not None else []):
@@ -271,7 +288,7 @@ def serve(rfd: int, wfd: int, policy: str) -> None:
         words = line.decode().split()
         if words[0] == "exit":
             os._exit(0)  # our children become orphans: the kernel reparents them (prctl(2))
-        reply = (handle(words, close, policy) + "\n").encode()
+        reply = (handle(words, close, batch) + "\n").encode()
         while reply:  # a long reply may be written in parts (a signal handler interrupts it)
             reply = reply[os.write(wfd, reply):]
 
