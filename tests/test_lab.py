@@ -463,3 +463,16 @@ def test_a_parent_pairs_its_children_by_nspid_when_its_two_lists_disagree():
         for kid in kids:
             kid.kill()
             kid.wait()
+
+
+def test_a_lab_closes_and_leaves_nothing_on_a_kernel_without_pidfds(monkeypatch, mode):
+    """Where pidfd_open(2) is missing (Linux < 5.3), close() stops the root by its PID and waits
+    for the launcher with Popen.wait: the lab still ends whole, its drain's events kept."""
+    monkeypatch.setattr(procfs, "pidfd_open", lambda pid: None)
+    with labkit.Lab(mode=mode) as lab:
+        parent = lab.parent("none")
+        kids = parent.fork(20, lifetime=60)
+        parent.exit()
+        launcher = psutil.Process(lab.root_pid).parent()
+    assert not any(alive(k) for k in kids) and not launcher.is_running()
+    assert set(kids) <= {e.pid for e in lab.events}  # reaped by the drain at close
