@@ -24,6 +24,9 @@ from _common import SHORT, Row, median, ms, python_seconds, spread, timed
 from labkit import Lab
 
 N = 1000
+# Goal 1's bound on lab / bare loop; issue 11's for a PID-namespace lab, whose parent learns its
+# children's host PIDs from its children file (labkit.parent) rather than from each child.
+GOAL = {"subreaper": 1.20, "pid-namespace": 1.15}
 
 BARE_LOOP = f"""
 import os, time
@@ -142,9 +145,10 @@ def run(reps: int, modes: list[str]) -> list[Row]:
     for mode, policy in cases:
         lab_time = median(times[mode, policy])
         ratio = lab_time / bare
+        goal = GOAL[mode]
         rows.append(Row("1 fork", f"[{SHORT[mode]}] Parent.fork({N}), policy {policy!r}, vs "
-                        "bare loop", ms(lab_time), ms(bare), ratio, "<= 1.20x", ratio <= 1.20,
-                        spread(times[mode, policy], times["bare"])))
+                        "bare loop", ms(lab_time), ms(bare), ratio, f"<= {goal:.2f}x",
+                        ratio <= goal, spread(times[mode, policy], times["bare"])))
     agent = median(times["agent"])
     rows.append(Row("1 fork", "context: bare loop after `import labkit.agent` vs bare loop",
                     ms(agent), ms(bare), agent / bare,

@@ -7,9 +7,10 @@ labkit.agent`), so the baseline is starting a bare `python -c pass` twice, one a
 PID-namespace lab starts a third first (`python -m labkit.unshare`), so there it is three times.
 
 Close: leaving the `with` block of a lab of 5,002 processes (zombies, or sleeping children that
-must be killed first) until the root has drained and been reaped, against closing an empty lab
-of the same mode.
-The goals are absolute (<= 300 ms, <= 1 s); the ratios are printed beside them.
+must be killed first), in each mode, until the root has drained and been reaped, against closing
+an empty lab of the same mode. The size is bench_snapshot's (lower CHILDREN there for a trial).
+The goals are absolute (<= 300 ms; <= 1 s for zombies, <= 0.6 s for sleeping children); the
+ratios are printed beside them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from labkit import Lab
 # Interpreters each mode starts: the root and the agent, and in a PID namespace the launcher
 # (python -m labkit.unshare) that creates it before the root.
 INTERPRETERS = {"subreaper": 2, "pid-namespace": 3}
+# Seconds to close a full lab: goal 3's for zombies; issue 11's for sleeping children, each of
+# which must be woken by SIGKILL and torn down before it is reaped.
+CLOSE_GOAL = {"zombies": 1.0, "sleeping": 0.6}
 
 
 def pythons(count: int) -> None:
@@ -67,8 +71,8 @@ def run(reps: int, heavy_reps: int, modes: list[str]) -> list[Row]:
             if rep:
                 ready[mode].append(ready_time)
                 closed[mode].append(close_time)
-    heavy = [("subreaper", "zombies", 0.0), ("subreaper", "sleeping", LONG_LIFE)]
-    heavy += [(mode, "zombies", 0.0) for mode in modes if mode != "subreaper"]
+    heavy = [(mode, kind, life) for mode in modes
+             for kind, life in (("zombies", 0.0), ("sleeping", LONG_LIFE))]
     full: dict[tuple[str, str], list[float]] = {(mode, kind): [] for mode, kind, _ in heavy}
     sizes = {}
     for _ in range(heavy_reps):
@@ -85,8 +89,11 @@ def run(reps: int, heavy_reps: int, modes: list[str]) -> list[Row]:
                         spread(ready[mode], python[count])))
     for mode, kind, _ in heavy:
         seconds, empty = median(full[mode, kind]), median(closed[mode])
-        worst = max(full[mode, kind])
+        runs = full[mode, kind]
+        goal = CLOSE_GOAL[kind]
         rows.append(Row("3 lifecycle", f"[{SHORT[mode]}] close() of {sizes[mode, kind]:,} {kind} "
-                        "vs of an empty lab", ms(seconds), ms(empty), seconds / empty, "<= 1 s",
-                        seconds <= 1.0, f"{heavy_reps} run(s); slowest {worst * 1e3:.0f} ms"))
+                        "vs of an empty lab", ms(seconds), ms(empty), seconds / empty,
+                        f"<= {goal:g} s", seconds <= goal,
+                        f"{heavy_reps} run(s); fastest {min(runs) * 1e3:.0f} ms, slowest "
+                        f"{max(runs) * 1e3:.0f} ms"))
     return rows

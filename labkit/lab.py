@@ -49,7 +49,15 @@ from labkit.observe import (
 )
 from labkit.parent import POLICIES
 from labkit.runtime import RUNTIME_PREFIX as RUNTIME_PREFIX  # re-exported: tests use it
-from labkit.runtime import ReapEvent, _finalize, _Session, read_events, sweep_leftovers
+from labkit.runtime import (
+    ReapEvent,
+    _finalize,
+    _Session,
+    event_lines,
+    parse_events,
+    read_events,
+    sweep_leftovers,
+)
 
 MODES = ("auto", "subreaper", "pid-namespace")
 START_TIMEOUT = 10.0    # seconds for the root and agent to come up (a slow Binder start)
@@ -90,6 +98,7 @@ class Lab:
         self._actions: list[tuple[float, str]] = []
         self._events: list[ReapEvent] = []
         self._events_offset = 0
+        self._unread = b""  # the events file's end, kept at close
         self._recorders: list[Recorder] = []
         self._next_id = 0
         self.mode_reason = ""  # why "auto" chose what it chose
@@ -320,7 +329,11 @@ class Lab:
         return list(self._events)
 
     def _read_events(self) -> None:
-        self._events_offset, new = read_events(self._session.events_path, self._events_offset)
+        if self._session.closed:  # the file went with the lab's folder: close() kept its end
+            new, self._unread = parse_events(self._unread), b""
+        else:
+            self._events_offset, new = read_events(self._session.events_path,
+                                                   self._events_offset)
         for e in new:
             host = e["pid"] if self.mode == "subreaper" else self._host_pid.get(e["pid"])
             self._events.append(ReapEvent(host, e["status"], e["time"], e["monotonic"],
@@ -339,8 +352,10 @@ class Lab:
                 recorder.stop()
             for proc in self._parents.values():
                 proc.alive = False
-            self._session.close()
-            self._read_events()
+            self._session.close(meanwhile=self._reader.close)
+            # Kept, not parsed: the drain's events are one line per process, and only a caller
+            # of lab.events needs them (parsed then).
+            self._unread = event_lines(self._session.events_path, self._events_offset)
             self._finalizer()
 
     def __enter__(self) -> Lab:

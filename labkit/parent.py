@@ -20,6 +20,15 @@ Protocol, one line each way, over the two pipes the agent gives us:
   parent:  ok PID...  |  err ERRNO PID...      (fork: the children made, by host PID; in a
                                                PID namespace each as HOSTPID:NSPID)
            ok COUNT                            (reap: how many were reaped)
+
+In a PID namespace, fork() returns the children's PIDs there, and the kernel side needs their
+host PIDs. Under "none" and "wait" no child can leave our children list while we answer a fork
+request (only our own wait removes one, and we make none until the reply is sent), so the
+parent learns them all at once: one read of its children file through the host's /proc, one
+through ours. Both list the same children in the same order, fork order (proc(5); kernel/fork.c
+adds each new child at the tail), so they pair up. The children make no call of their own. Under
+"sigchld", "sigchld-once" and "ignore" a child may be reaped before we could read it, so each
+child tells its own host PID (a readlink and a write) before it exits.
 """
 
 from __future__ import annotations
@@ -111,14 +120,25 @@ def install(policy: str) -> int | None:
     return rfd
 
 
-def fork_children(n: int, lifetime: float, close: tuple[int, ...],
-                  report: int | None = None) -> tuple[list[int], OSError | None]:
+# Policies under which no child leaves our children list while a fork request is answered.
+KEEPS_CHILDREN = ("none", "wait")
+
+
+def fork_children(n: int, lifetime: float, close: tuple[int, ...], report: int | None = None,
+                  batch: bool = False) -> tuple[list, OSError | None]:
     """Fork n children that each live `lifetime` seconds then exit 0; stop at the first refusal.
 
     The children are named lab-child by naming ourselves so before the loop (comm is inherited),
-    which costs them nothing. `report`: a host /proc descriptor, when we are in a namespace;
-    each child then tells its host PID, and the PIDs returned are host PIDs.
+    which costs them nothing. `report`: a host /proc descriptor, when we are in a namespace; the
+    PIDs returned are then HOSTPID:NSPID, learned from our children files when `batch` (the
+    policy keeps every child listed: see the module's docstring), else told by each child.
     """
+    if report is not None and batch:
+        pids, error = fork_children(n, lifetime, close)
+        try:
+            return host_pairs(pids, report), error
+        except OSError:  # EMFILE...: the children are made; their host PIDs stay unknown
+            return [f"?:{pid}" for pid in pids], error
     pids: list[int] = []
     append = pids.append
     fork = os.fork
@@ -166,9 +186,71 @@ def _hosts(pids: list[int], reports: tuple[int, int] | None) -> list:
     return [f"{host.get(str(pid), '?')}:{pid}" for pid in pids]
 
 
-def handle(words: list[str], close: tuple[int, ...]) -> str:
+def read_all(path: str, dir_fd: int | None = None) -> bytes:
+    fd = os.open(path, os.O_RDONLY, dir_fd=dir_fd)
+    try:
+        data = b""
+        while chunk := os.read(fd, 1 << 16):
+            data += chunk
+        return data
+    finally:
+        os.close(fd)
+
+
+def host_pairs(pids: list[int], host: int) -> list[str]:
+    """`pids`, our newest children, as HOSTPID:NSPID, from our children file read once through
+    the host's /proc (`host`, a descriptor) and once through ours.
+
+    /proc/PID/task/TID/children shows the PIDs of the namespace of the /proc it is read through
+    (proc(5)). Both reads list the same children in fork order when none left the list between
+    them; the check that ours ends with `pids` and both have the same length proves it. If it
+    fails, each child still listed is looked up by its NSpid (proc(5)), and one already gone is
+    "?" (the agent leaves it out).
+    """
+    me, mine = os.getpid(), int(os.readlink("self", dir_fd=host))
+    outside = read_all(f"{mine}/task/{mine}/children", host).split()
+    inside = [int(pid) for pid in read_all(f"/proc/{me}/task/{me}/children").split()]
+    if len(outside) == len(inside) and inside[len(inside) - len(pids):] == pids:
+        outside = outside[len(outside) - len(pids):]
+        return [f"{h.decode()}:{pid}" for h, pid in zip(outside, pids, strict=True)]
+    known = {}
+    for h in outside:
+        ns = nspid_inside(h.decode(), host)
+        if ns is not None:
+            known[ns] = h.decode()
+    return [f"{known.get(pid, '?')}:{pid}" for pid in pids]
+
+
+def nspid_inside(pid: str, host: int) -> int | None:
+    """The innermost PID of host process `pid` (the last NSpid of /proc/PID/status), None if
+    it is gone."""
+    try:
+        data = read_all(f"{pid}/status", host)
+    except OSError:
+        return None
+    for line in data.splitlines():
+        if line.startswith(b"NSpid:"):
+            return int(line.split()[-1])
+    return None
+
+
+def batches(policy: str, host: int | None) -> bool:
+    """Whether a fork under `policy` learns the host PIDs from our children files: only where
+    the policy keeps every child listed, and both files can be read (CONFIG_PROC_CHILDREN)."""
+    if host is None or policy not in KEEPS_CHILDREN:
+        return False
+    try:
+        read_all(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+        mine = os.readlink("self", dir_fd=host)
+        read_all(f"{mine}/task/{mine}/children", host)
+    except OSError:
+        return False
+    return True
+
+
+def handle(words: list[str], close: tuple[int, ...], batch: bool = False) -> str:
     if words[0] == "fork":
-        pids, error = fork_children(int(words[1]), float(words[2]), close, host_proc())
+        pids, error = fork_children(int(words[1]), float(words[2]), close, host_proc(), batch)
         head = "ok" if error is None else f"err {error.errno}"
         return " ".join([head, *map(str, pids)])
     if words[0] == "reap":
@@ -181,6 +263,7 @@ def serve(rfd: int, wfd: int, policy: str) -> None:
     set_comm(b"lab-parent")
     os.write(wfd, b"hello %d\n" % host_pid())  # short: a pipe writes it whole
     wake = install(policy)
+    batch = batches(policy, host_proc())
     close = tuple(fd for fd in (rfd, wfd, wake) if fd is not None)
     poller = select.poll()  # not select(2): it cannot watch an fd >= 1024
     for fd in [rfd] + ([wake] if wake is not None else []):
@@ -205,7 +288,7 @@ def serve(rfd: int, wfd: int, policy: str) -> None:
         words = line.decode().split()
         if words[0] == "exit":
             os._exit(0)  # our children become orphans: the kernel reparents them (prctl(2))
-        reply = (handle(words, close) + "\n").encode()
+        reply = (handle(words, close, batch) + "\n").encode()
         while reply:  # a long reply may be written in parts (a signal handler interrupts it)
             reply = reply[os.write(wfd, reply):]
 

@@ -35,7 +35,6 @@ reap, stop); the lab's options follow it.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import signal
@@ -61,12 +60,14 @@ EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
 DRAIN_SECONDS = 10.0  # a D-state process can outlive SIGKILL for a while; we do not wait forever
+DRAIN_QUIET = 0.5     # no child reaped for this long while the group lives: look in /proc
 
 WAITED = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
 # With COMMAND, these go to it (tini's wait_and_forward_signal forwards all it does not use).
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH)
 STOPS = (signal.SIGINT, signal.SIGTERM)
+EVENT = '{"pid": %d, "status": %d, "time": %r, "monotonic": %r}\n'  # --events, one per reap
 
 
 # --- pause.c ---------------------------------------------------------------------------------
@@ -101,9 +102,11 @@ class Pause:
         self.child_status: int | None = None
         self.waited = set(WAITED) | (set(FORWARDED) if opts.command else set())
         self.asked_to_stop = False
+        self.reaped = 0  # children reaped so far (the drain watches it grow)
 
-    def reap(self, everyone: bool | None = None) -> None:
-        """pause.c's sigreap: waitpid(-1, WNOHANG) until nothing is left.
+    def reap(self, everyone: bool | None = None) -> bool:
+        """pause.c's sigreap: waitpid(-1, WNOHANG) until nothing is left; whether any child
+        of the ones waited for is still there (False: ECHILD).
 
         Signals coalesce: while SIGCHLD is pending, more exits add nothing, so one signal may
         stand for many children (signal(7)). Only a loop empties the table. With --no-reap only
@@ -111,19 +114,23 @@ class Pause:
         """
         target = -1 if (self.opts.reap if everyone is None else everyone) else self.child
         if target is None:
-            return
+            return False
         reaped = []
+        left = True
         while True:
             try:
                 pid, status = os.waitpid(target, os.WNOHANG)
             except ChildProcessError:
+                left = False
                 break
             if pid == 0:
                 break
             reaped.append((pid, status))
+            self.reaped += 1
             if pid == self.child:
                 self.child_status = status
         self.report(reaped)
+        return left
 
     def forwards(self, signo: int) -> bool:
         """Whether `signo` goes to COMMAND, rather than stopping us.
@@ -155,10 +162,10 @@ class Pause:
         if self.events_fd is None or not reaped:
             return
         now, mono = time.time(), time.monotonic()
-        lines = "".join(
-            json.dumps({"pid": pid, "status": os.waitstatus_to_exitcode(status),
-                        "time": now, "monotonic": mono}) + "\n"
-            for pid, status in reaped)
+        # One line per child: a drain writes thousands, and this is a third of json.dumps's
+        # cost. The same JSON: a finite float's repr is its JSON number.
+        lines = "".join(EVENT % (pid, os.waitstatus_to_exitcode(status), now, mono)
+                        for pid, status in reaped)
         try:
             os.write(self.events_fd, lines.encode())
         except OSError:
@@ -392,29 +399,50 @@ def drain(init: Pause) -> None:
 
     The child command runs in its own process group, and a group kill cannot be outrun by
     fork (the kernel makes a forking member take the pending signal first), so one killpg
-    ends the agent, the parents and their children. Whatever left the group (setsid) is
-    found by its PPID chain in /proc (labkit.procfs), and killed through a pidfd: with
-    --subreaper every orphan comes back to us.
+    ends the agent, the parents and their children: then we only reap, woken by SIGCHLD. Each
+    member comes back to us to be reaped (its parent dies too; orphans come to a subreaper or
+    to PID 1), and once we have no child (ECHILD) we have no descendant. Something left the
+    group (setsid) only if children remain when the group is empty, or when none has come
+    back for DRAIN_QUIET s (a member's parent may be one that left): then, and only then, the
+    PPID chains in /proc (labkit.procfs) find what is left, and each is killed through a
+    pidfd. So a lab of thousands costs one signal and a wait(2) each, and no /proc read.
     """
-    if init.child is not None:
+    group = init.child
+    if group is not None:
         try:
-            os.killpg(init.child, signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
-            pass
+            group = None
     deadline = time.monotonic() + DRAIN_SECONDS
-    while True:
-        init.reap(everyone=True)
-        left = procfs.descendants(os.getpid())
-        if not left:
-            return
-        if time.monotonic() > deadline:
+    progress = (init.reaped, time.monotonic())  # (how many reaped, when that last grew)
+    while init.reap(everyone=True):
+        now = time.monotonic()
+        if now > deadline:
+            left = procfs.descendants(os.getpid())
             print(f"pause: could not drain {len(left)} processes: {left[:10]}",
                   file=sys.stderr, flush=True)
             return
-        family = {os.getpid(), *left}
-        for pid in left:
-            kill_descendant(pid, family)
+        # While children come back, only reap: the group check walks every member.
+        if init.reaped != progress[0]:
+            progress = (init.reaped, now)
+        elif group is None or now - progress[1] > DRAIN_QUIET or not group_alive(group):
+            left = procfs.descendants(os.getpid())
+            family = {os.getpid(), *left}
+            for pid in left:
+                kill_descendant(pid, family)
         signal.sigtimedwait([signal.SIGCHLD], 0.05)
+
+
+def group_alive(group: int) -> bool:
+    """Whether process group `group` has a member, a zombie not yet reaped included: kill(2)
+    with signal 0 checks without sending, and a zombie keeps its group until it is reaped."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member we may not signal: it is there
+        return True
+    return True
 
 
 def kill_descendant(pid: int, family: set[int]) -> bool:

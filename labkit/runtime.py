@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import stat
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from labkit import budget, linux, procfs, programs
@@ -53,14 +54,23 @@ class ReapEvent(NamedTuple):
 def read_events(path: str, offset: int) -> tuple[int, list[dict]]:
     """The reap events a pause wrote to `path` (--events) after `offset`: (new offset, events).
     A line still being written is left for the next call."""
+    complete = event_lines(path, offset)
+    return offset + len(complete), parse_events(complete)
+
+
+def event_lines(path: str, offset: int) -> bytes:
+    """The complete lines of `path` after `offset`, unparsed."""
     try:
         with open(path, "rb") as f:
             f.seek(offset)
             data = f.read()
     except OSError:
-        return offset, []
-    complete = data[:data.rfind(b"\n") + 1]
-    return offset + len(complete), [json.loads(line) for line in complete.splitlines()]
+        return b""
+    return data[:data.rfind(b"\n") + 1]
+
+
+def parse_events(lines: bytes) -> list[dict]:
+    return [json.loads(line) for line in lines.splitlines()]
 
 
 class _Session:
@@ -113,26 +123,52 @@ class _Session:
         elif (info := procfs.read_stat(self.root_pid)) and info.ppid == self.launcher.pid:
             os.kill(self.root_pid, signal.SIGTERM)  # no pidfds (Linux < 5.3): still its child
 
-    def close(self) -> int | None:
+    def close(self, meanwhile: Callable[[], object] | None = None) -> int | None:
         """Stop the root (it drains the lab), wait for its launcher, which exits after it (the
-        keeper reaps what a killed root left first). Idempotent: the launcher's exit status."""
+        keeper reaps what a killed root left first). `meanwhile` runs while the root drains
+        (the kernel side's own cleanup: it waits anyway). Idempotent: the launcher's exit
+        status."""
         if self.closed:
             return self.launcher.returncode
         self.closed = True
         try:
             self.stop_root()
+            if meanwhile is not None:
+                meanwhile()
             for stop in (self.launcher.terminate, self.launcher.kill):
-                try:
-                    self.launcher.wait(CLOSE_TIMEOUT)
+                if self.wait_launcher(CLOSE_TIMEOUT):
                     break
-                except subprocess.TimeoutExpired:
-                    stop()  # the keeper drains on SIGTERM; SIGKILL ends a namespace
+                stop()  # the keeper drains on SIGTERM; SIGKILL ends a namespace
             self.launcher.wait()
         finally:
             self.channel.close()
             if self.root_pidfd is not None:
                 os.close(self.root_pidfd)
         return self.launcher.returncode
+
+    def wait_launcher(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the launcher to exit; whether it did. On its pidfd, which
+        becomes readable when it exits (pidfd_open(2)): Popen.wait(timeout) polls instead,
+        with sleeps that grow to 50 ms, a latency added to every close. Opened once poll()
+        has found it not yet reaped: until we wait for it, its PID is not handed out again."""
+        if self.launcher.poll() is not None:
+            return True
+        pidfd = procfs.pidfd_open(self.launcher.pid)
+        if pidfd is None:  # Linux < 5.3, or already reaped
+            try:
+                self.launcher.wait(timeout)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            if not poller.poll(int(timeout * 1000)):
+                return False
+        finally:
+            os.close(pidfd)
+        self.launcher.wait()
+        return True
 
     def remove_files(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -196,7 +232,7 @@ def _own_folder(path: str) -> bool:
 
 def _finalize(session: _Session, reader: LabTable) -> None:
     try:
-        session.close()
+        session.close(meanwhile=reader.close)
     finally:
         reader.close()
         session.remove_files()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 
 import psutil
@@ -13,6 +14,7 @@ from support import ps_zombies_of
 
 import labkit
 from labkit import observe, procfs
+from labkit.parent import host_pairs
 
 pytestmark = pytest.mark.user  # a PID-namespace lab needs a user namespace when not root
 
@@ -412,3 +414,65 @@ def test_when_pid_1_of_the_namespace_dies_the_kernel_kills_everything_inside():
         assert wait_until(lambda: not any(alive(p) for p in inside), 10), [
             p for p in inside if alive(p)]
     assert lab.closed
+
+
+def write_calls(pid: int) -> int:
+    """How many write(2)-family calls process `pid` has made (/proc/PID/io syscw, proc(5);
+    zeroed at fork)."""
+    with open(f"/proc/{pid}/io") as f:
+        fields = dict(line.split(": ") for line in f.read().splitlines())
+    return int(fields["syscw"])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="no task I/O accounting")
+@pytest.mark.parametrize("policy", ["none", "wait"])
+def test_a_pid_namespace_parent_learns_its_childrens_host_pids_in_one_batch(policy):
+    """fork(n) in a PID namespace returns the host PIDs of the parent's n new children, each
+    paired with its PID inside (NSpid, proc(5)), which lab.events then names. The parent learns
+    them from its own children file, read through the host's /proc: the children write
+    nothing to tell them."""
+    with labkit.Lab(mode="pid-namespace") as lab:
+        parent = lab.parent(policy)
+        parent.fork(5)  # earlier children stay in the list (zombies under "none")
+        pids = parent.fork(100, lifetime=60)
+        assert len(set(pids)) == 100
+        assert set(pids) <= {c.pid for c in lab.snapshot().children(parent.pid)}
+        assert all(procfs.read_stat(pid).ppid == parent.pid for pid in pids)
+        inside = {pid: procfs.nspid(pid) for pid in pids}
+        assert all(ns[0] == pid and len(ns) == 2 for pid, ns in inside.items()), inside
+        assert [write_calls(pid) for pid in pids] == [0] * 100
+        parent.exit()  # the root adopts the children; the drain at close reaps them
+    reaped = {e.pid: e.ns_pid for e in lab.events}
+    assert {pid: reaped.get(pid) for pid in pids} == {pid: ns[1] for pid, ns in inside.items()}
+
+
+def test_a_parent_pairs_its_children_by_nspid_when_its_two_lists_disagree():
+    """labkit.parent.host_pairs reads the children file twice (through the host's /proc and
+    its own) and pairs them by position; where they do not end with the PIDs it forked, it
+    looks each child up by NSpid instead, and names one it cannot find "?". Here both /procs
+    are this one, so each host PID is the PID itself."""
+    kids = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
+    proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        pids = [kid.pid for kid in kids]
+        assert host_pairs(pids, proc) == [f"{pid}:{pid}" for pid in pids]
+        assert host_pairs(pids[::-1], proc) == [f"{pid}:{pid}" for pid in pids[::-1]]
+        assert host_pairs([pids[0], 0], proc) == [f"{pids[0]}:{pids[0]}", "?:0"]
+    finally:
+        os.close(proc)
+        for kid in kids:
+            kid.kill()
+            kid.wait()
+
+
+def test_a_lab_closes_and_leaves_nothing_on_a_kernel_without_pidfds(monkeypatch, mode):
+    """Where pidfd_open(2) is missing (Linux < 5.3), close() stops the root by its PID and waits
+    for the launcher with Popen.wait: the lab still ends whole, its drain's events kept."""
+    monkeypatch.setattr(procfs, "pidfd_open", lambda pid: None)
+    with labkit.Lab(mode=mode) as lab:
+        parent = lab.parent("none")
+        kids = parent.fork(20, lifetime=60)
+        parent.exit()
+        launcher = psutil.Process(lab.root_pid).parent()
+    assert not any(alive(k) for k in kids) and not launcher.is_running()
+    assert set(kids) <= {e.pid for e in lab.events}  # reaped by the drain at close

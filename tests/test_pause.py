@@ -952,3 +952,84 @@ def test_drain_kill_falls_back_to_the_pid_without_pidfds(monkeypatch):
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+# The drain, counted: a group of GROUP sleeping processes; with "setsid", one of them left it;
+# with "setsid-parent", it left after forking a child, which stays in the group.
+GROUP = 100
+DRAIN_COUNT_SCRIPT = textwrap.dedent(f"""
+    import json, os, signal, sys, time
+    from labkit import linux, pause, procfs
+
+    leave = sys.argv[1] != "stay"
+    group_kills, one_by_one, scans = [], [], []
+    real_killpg, real_kill, real_scan = os.killpg, procfs.kill, procfs.descendants
+
+    def killpg(group, signo):
+        if signo:  # signal 0 only asks whether the group still has a member
+            group_kills.append(signo)
+        return real_killpg(group, signo)
+
+    def kill(pid, signo, check):
+        one_by_one.append(pid)
+        return real_kill(pid, signo, check)
+
+    def scan(root):
+        scans.append(root)
+        return real_scan(root)
+
+    os.killpg, procfs.kill, procfs.descendants = killpg, kill, scan
+    pause.block_signals()  # as the pause does: the drain waits for SIGCHLD with sigtimedwait
+    linux.set_child_subreaper()
+    r, w = os.pipe()
+    leader = os.fork()
+    if leader == 0:
+        os.setpgid(0, 0)
+        for i in range({GROUP}):
+            pid = os.fork()
+            if pid == 0:
+                if i == 0 and sys.argv[1] == "setsid-parent" and os.fork() == 0:
+                    time.sleep(60)  # in the group, a child of one that is not
+                    os._exit(0)
+                if i == 0 and leave:
+                    os.setsid()  # leaves the group, as a lab process may
+                time.sleep(60)
+                os._exit(0)
+            if i == 0:
+                os.write(w, b"%d\\n" % pid)
+        time.sleep(60)
+        os._exit(0)
+    os.setpgid(leader, leader)
+    first = int(os.read(r, 64))
+    size = {GROUP} + 1 + (sys.argv[1] == "setsid-parent")
+    while len(real_scan(os.getpid())) < size or (leave and os.getsid(first) != first):
+        time.sleep(0.01)
+    opts = pause.Options()
+    opts.drain = True
+    init = pause.Pause(opts, None)
+    init.child = leader
+    pause.drain(init)
+    print(json.dumps({{"group_kills": group_kills, "one_by_one": sorted(set(one_by_one)),
+                      "scans": len(scans), "first": first, "left": real_scan(os.getpid())}}))
+""")
+
+
+@pytest.mark.parametrize("leave", ["stay", "setsid", "setsid-parent"])
+def test_drain_kills_with_one_group_signal_and_scans_only_for_what_left_the_group(leave):
+    """--drain sends one SIGKILL to the command's process group, then only reaps until ECHILD:
+    a lab of thousands costs no /proc scan and no kill one by one. Only when something left the
+    group (setsid) is it found in /proc and killed on its own (through a pidfd); so is a member
+    whose parent left (it cannot come back to be reaped while that parent lives). Either way
+    nothing is left."""
+    done = subprocess.run([sys.executable, "-c", DRAIN_COUNT_SCRIPT, leave], env=child_env(),
+                          capture_output=True, text=True, timeout=3 * DEADLINE)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["group_kills"] == [signal.SIGKILL]
+    assert seen["left"] == []
+    if leave == "stay":
+        assert (seen["one_by_one"], seen["scans"]) == ([], 0)
+    else:
+        assert seen["first"] in seen["one_by_one"] and seen["scans"] >= 1
+    if leave == "setsid":
+        assert seen["one_by_one"] == [seen["first"]]
