@@ -37,7 +37,7 @@ trap 'exit 143' TERM
 chmod 755 "$stage"
 
 mkdir -p "$stage/repo" "$stage/home/.cache" "$stage/home/.config/matplotlib"
-for item in .venv labkit tests tools binder pyproject.toml requirements.txt requirements-dev.txt Makefile bench notebooks docs README.md; do
+for item in .venv labkit tests tools binder classroom locale pyproject.toml requirements.txt requirements-dev.txt Makefile bench notebooks docs README.md README.zh.md; do
     if [ -e "$repo/$item" ]; then
         cp -a "$repo/$item" "$stage/repo/"
     fi
