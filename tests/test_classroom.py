@@ -42,6 +42,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "classroom"))
 import budget_spawner  # noqa: E402
 from conftest import reap_adopted  # noqa: E402
+from conftest import wait_until as _wait_until  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.root, pytest.mark.timeout(900)]
 
@@ -121,13 +122,9 @@ def port_free(port: int) -> bool:
             return False
 
 
-def wait_until(predicate, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
+def wait_until(predicate, timeout: float):
+    """conftest's wait_until at a gentler pace: the predicates here ask the Hub over HTTP."""
+    return _wait_until(predicate, timeout, interval=0.2)
 
 
 def user_processes(uids: set[int]) -> list[psutil.Process]:
