@@ -17,7 +17,7 @@ from labkit import programs
 # Modules whose code runs in a lab process: the programs, and what they import.
 PROGRAMS = ("pause", "agent", "parent", "actor", "probe", "unshare", "nsenter", "lessons",
             "capstone_trial", "reaper_trial")
-LIBRARIES = ("linux", "procfs", "wire", "programs", "errors")
+LIBRARIES = ("linux", "procfs", "wire", "programs", "errors", "i18n")
 INSIDE = frozenset({"labkit", *(f"labkit.{name}" for name in PROGRAMS + LIBRARIES)})
 SHOW = "import json, sys; {statement}; print(json.dumps(sorted(sys.modules)))"
 
