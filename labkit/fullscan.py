@@ -189,12 +189,7 @@ class ProcReader:
     def ns_pid(self, pid: int) -> int:
         """PID `pid`'s PID in its own namespace (kept while its stat file is kept open)."""
         with self._lock:
-            known = self._ns.get(pid)
-            if known is None:
-                known = namespace_pid(pid) or pid
-                if pid in self._fds:
-                    self._ns[pid] = known
-            return known
+            return remembered_ns_pid(self._ns, pid, keep=pid in self._fds)
 
     def close(self) -> None:
         with self._lock:
@@ -230,6 +225,18 @@ def lab_pids(table: dict[int, tuple[int, str, str]], root: int) -> list[int]:
 def census(table: dict[int, tuple[int, str, str]], root: int) -> Counter[str]:
     """How many of `root` and its descendants in `table` are in each state (letters)."""
     return Counter(table[pid][1] for pid in lab_pids(table, root))
+
+
+def remembered_ns_pid(cache: dict[int, int], pid: int, keep: bool) -> int:
+    """`pid`'s PID in its own namespace, from `cache` or read (its own PID when unreadable);
+    kept in `cache` when `keep`: only while the reader holds the process's stat file open, since
+    a PID reused by a new process may be in another namespace."""
+    known = cache.get(pid)
+    if known is None:
+        known = namespace_pid(pid) or pid
+        if keep:
+            cache[pid] = known
+    return known
 
 
 def namespace_pid(pid: int) -> int | None:

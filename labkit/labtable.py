@@ -37,7 +37,7 @@ import time
 from collections import Counter
 
 from labkit import procfs
-from labkit.fullscan import ProcReader, _skip_or_raise, lab_pids, namespace_pid
+from labkit.fullscan import ProcReader, _skip_or_raise, lab_pids, remembered_ns_pid
 
 Entry = tuple[int, str, str]  # (ppid, state letter, comm), as observe's tables hold them
 
@@ -424,12 +424,7 @@ class LabTable:
     def ns_pid(self, pid: int) -> int:
         """Process `pid`'s PID in its own namespace (kept while its stat file is kept open)."""
         with self._lock:
-            known = self._ns.get(pid)
-            if known is None:
-                known = namespace_pid(pid) or pid
-                if pid in self._stat:
-                    self._ns[pid] = known
-            return known
+            return remembered_ns_pid(self._ns, pid, keep=pid in self._stat)
 
     def close(self) -> None:
         with self._lock:
