@@ -41,6 +41,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labkit import i18n
 from labkit.capstone_checks import RUNNERS, Check
 from labkit.i18n import _
 
@@ -53,6 +54,9 @@ class Grade:
 
     init: str
     checks: list[Check] = field(default_factory=list)
+    # The language the checks' measurements and hints were written in: the summary and the
+    # labels are printed in it too, wherever the grade is printed.
+    language: str = field(default_factory=i18n.language)
 
     @property
     def correct(self) -> bool:
@@ -77,9 +81,10 @@ class Grade:
 
     def __str__(self) -> str:
         done = sum(check.passed for check in self.checks)
-        head = _("{init}: {done} of {total} checks pass").format(init=self.init, done=done,
-                                                                  total=len(self.checks))
-        return "\n".join([head] + [str(check) for check in self.checks])
+        with i18n.use(self.language):
+            head = _("{init}: {done} of {total} checks pass").format(init=self.init, done=done,
+                                                                      total=len(self.checks))
+            return "\n".join([head] + [str(check) for check in self.checks])
 
     def __repr__(self) -> str:
         return str(self)
