@@ -41,7 +41,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from labkit import i18n
 from labkit.capstone_checks import RUNNERS, Check
+from labkit.i18n import _
 
 CHECKS = ("exit-code", "killed-by-signal", "orphans", "orphan-storm", "sigterm", "sigint")
 
@@ -52,6 +54,9 @@ class Grade:
 
     init: str
     checks: list[Check] = field(default_factory=list)
+    # The language the checks' measurements and hints were written in: the summary and the
+    # labels are printed in it too, wherever the grade is printed.
+    language: str = field(default_factory=i18n.language)
 
     @property
     def correct(self) -> bool:
@@ -64,7 +69,8 @@ class Grade:
         for check in self.checks:
             if check.name == name:
                 return check
-        raise KeyError(f"no check {name!r} in this grade: it ran {self.names()}")
+        raise KeyError(_("no check {name!r} in this grade: it ran {names}").format(
+            name=name, names=self.names()))
 
     def names(self) -> list[str]:
         return [check.name for check in self.checks]
@@ -75,8 +81,10 @@ class Grade:
 
     def __str__(self) -> str:
         done = sum(check.passed for check in self.checks)
-        head = f"{self.init}: {done} of {len(self.checks)} checks pass"
-        return "\n".join([head] + [str(check) for check in self.checks])
+        with i18n.use(self.language):
+            head = _("{init}: {done} of {total} checks pass").format(init=self.init, done=done,
+                                                                      total=len(self.checks))
+            return "\n".join([head] + [str(check) for check in self.checks])
 
     def __repr__(self) -> str:
         return str(self)
@@ -90,14 +98,14 @@ SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 def join(out: str | os.PathLike, *parts: str | os.PathLike) -> Path:
     """Write the files `parts`, in order, into one program `out`: its path."""
     if not parts:
-        raise ValueError("join needs at least one part to write into the program")
+        raise ValueError(_("join needs at least one part to write into the program"))
     texts = []
     for part in parts:
         if not isinstance(part, (str, os.PathLike)):
-            raise TypeError(f"a part is the path of a file, not {part!r}")
+            raise TypeError(_("a part is the path of a file, not {part!r}").format(part=part))
         if not os.path.isfile(part):
-            raise ValueError(f"there is no file {os.fspath(part)!r} (in {os.getcwd()}): run the "
-                             "cell that writes it first")
+            raise ValueError(_("there is no file {path!r} (in {cwd}): run the cell that writes "
+                               "it first").format(path=os.fspath(part), cwd=os.getcwd()))
         # nbgrader's solution markers are comments that a cell's %%writefile copied: the
         # program reads better without them.
         lines = [line for line in Path(part).read_text().split("\n")
@@ -113,25 +121,29 @@ def init_source(init: str | os.PathLike) -> tuple[str, str]:
     if isinstance(init, os.PathLike) or (isinstance(init, str) and "\n" not in init.strip()):
         path = os.fspath(init)
         if not isinstance(path, str):
-            raise TypeError(f"the init's path must be text, not {path!r}")
+            raise TypeError(_("the init's path must be text, not {path!r}").format(path=path))
         if not os.path.isfile(path):
-            raise ValueError(f"there is no file {path!r} (in {os.getcwd()}): write your init "
-                             "there first, or pass its source text (several lines)")
+            raise ValueError(_("there is no file {path!r} (in {cwd}): write your init there "
+                               "first, or pass its source text (several lines)").format(
+                                   path=path, cwd=os.getcwd()))
         return Path(path).read_text(), path
     if not isinstance(init, str):
-        raise TypeError(f"give the init as the path of a Python file or as its source text, not "
-                        f"{init!r} of type {type(init).__name__}")
-    return init, "your init"
+        raise TypeError(_("give the init as the path of a Python file or as its source text, "
+                          "not {init!r} of type {kind}").format(init=init,
+                                                               kind=type(init).__name__))
+    return init, _("your init")
 
 
 def choose(checks: object) -> tuple[str, ...]:
     if checks is None:
         return CHECKS
     if isinstance(checks, str) or not all(isinstance(c, str) for c in checks):
-        raise TypeError(f"checks is a list of check names, from {', '.join(CHECKS)}")
+        raise TypeError(_("checks is a list of check names, from {names}").format(
+            names=", ".join(CHECKS)))
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
-        raise ValueError(f"unknown check {unknown[0]!r}: choose from {', '.join(CHECKS)}")
+        raise ValueError(_("unknown check {name!r}: choose from {names}").format(
+            name=unknown[0], names=", ".join(CHECKS)))
     return tuple(checks)
 
 
@@ -144,8 +156,10 @@ def grade(init: str | os.PathLike, checks: list[str] | None = None) -> Grade:
     try:
         compile(source, shown, "exec")
     except (SyntaxError, ValueError) as exc:
-        where = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, SyntaxError) else str(exc)
-        report.checks = [Check(name, False, "not run", f"your init does not compile: {where}")
+        where = (_("line {line}: {why}").format(line=exc.lineno, why=exc.msg)
+                 if isinstance(exc, SyntaxError) else str(exc))
+        report.checks = [Check(name, False, _("not run"),
+                               _("your init does not compile: {where}").format(where=where))
                          for name in names]
         return report
     with tempfile.TemporaryDirectory(prefix="capstone-") as tmp:

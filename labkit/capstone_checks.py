@@ -24,6 +24,7 @@ from labkit.capstone_run import (
     read_json,
     wait_for,
 )
+from labkit.i18n import _
 
 EXIT_CODE = 7                 # what the command of the exit-code check exits with
 ORPHANS = 3
@@ -42,21 +43,23 @@ class Check:
     hint: str = ""
 
     def __str__(self) -> str:
-        line = f"{'pass' if self.passed else 'NOT YET'}  {self.name}: {self.measured}"
-        return line + (f"\n          hint: {self.hint}" if self.hint else "")
+        line = (_("pass  {name}: {measured}") if self.passed else
+                _("NOT YET  {name}: {measured}")).format(name=self.name, measured=self.measured)
+        return line + (_("\n          hint: {hint}").format(hint=self.hint) if self.hint else "")
 
 
 
 def check_exit_code(program: str, workdir: Path) -> Check:
     command = ["sh", "-c", f"exit {EXIT_CODE}"]
     return status_check("exit-code", program, workdir, command, EXIT_CODE,
-                        f"its command (`sh -c 'exit {EXIT_CODE}'`) exited with {EXIT_CODE}")
+                        _("its command (`sh -c 'exit {code}'`) exited with {code}")
+                        .format(code=EXIT_CODE))
 
 
 def check_killed(program: str, workdir: Path) -> Check:
     command = ["sh", "-c", "kill -KILL $$"]
     return status_check("killed-by-signal", program, workdir, command, 128 + signal.SIGKILL,
-                        "its command (`sh -c 'kill -KILL $$'`) was killed by SIGKILL (9)")
+                        _("its command (`sh -c 'kill -KILL $$'`) was killed by SIGKILL (9)"))
 
 
 def status_check(name: str, program: str, workdir: Path, command: list[str], expected: int,
@@ -67,30 +70,30 @@ def status_check(name: str, program: str, workdir: Path, command: list[str], exp
         error = crashed(run, status)
     finally:
         run.finish()
-    measured = f"{what}; your init {describe(status)}"
+    measured = _("{what}; your init {did}").format(what=what, did=describe(status))
     if status == expected:
         return Check(name, True, measured)
     if error:
         return Check(name, False, measured, error)
     if status is None:
-        hint = ("an init lives as long as its command, no longer: when the command has ended "
-                "(and been waited for, waitpid(2)), the init's work is done and it exits")
+        hint = _("an init lives as long as its command, no longer: when the command has ended "
+                 "(and been waited for, waitpid(2)), the init's work is done and it exits")
     elif name == "exit-code":
-        hint = ("whoever started the init (docker, the kubelet, a shell) sees only the init's "
-                "exit status, so the init passes its command's exit code on as its own: the "
-                "status that waitpid(2) returns holds it")
+        hint = _("whoever started the init (docker, the kubelet, a shell) sees only the init's "
+                 "exit status, so the init passes its command's exit code on as its own: the "
+                 "status that waitpid(2) returns holds it")
     elif status == (-signal.SIGKILL) % 256:
-        hint = (f"{status} is -9 taken modulo 256: a negative code is Python's way of saying "
-                "'killed by signal 9' (Popen.returncode, os.waitstatus_to_exitcode), but an exit "
-                "status is one byte, 0-255 (_exit(2)). A process killed by signal N has no exit "
-                "code; shells, tini and dumb-init report it as 128 + N")
+        hint = _("{status} is -9 taken modulo 256: a negative code is Python's way of saying "
+                 "'killed by signal 9' (Popen.returncode, os.waitstatus_to_exitcode), but an exit "
+                 "status is one byte, 0-255 (_exit(2)). A process killed by signal N has no exit "
+                 "code; shells, tini and dumb-init report it as 128 + N").format(status=status)
     elif status == 0:
-        hint = ("a command killed by a signal has no exit code (waitpid(2): WIFSIGNALED, not "
-                "WIFEXITED): reporting 0 tells its starter all went well. Shells, tini and "
-                "dumb-init report 'killed by signal N' as 128 + N")
+        hint = _("a command killed by a signal has no exit code (waitpid(2): WIFSIGNALED, not "
+                 "WIFEXITED): reporting 0 tells its starter all went well. Shells, tini and "
+                 "dumb-init report 'killed by signal N' as 128 + N")
     else:
-        hint = ("a command killed by signal N has no exit code (waitpid(2): WIFSIGNALED); "
-                "shells, tini and dumb-init report it as 128 + N")
+        hint = _("a command killed by signal N has no exit code (waitpid(2): WIFSIGNALED); "
+                 "shells, tini and dumb-init report it as 128 + N")
     return Check(name, False, measured, hint)
 
 
@@ -102,7 +105,8 @@ def check_storm(program: str, workdir: Path) -> Check:
     count, fewer = storm_size()
     check = orphan_check("orphan-storm", program, workdir, count)
     if fewer:
-        check.measured += f" ({count} orphans, not {STORM}: {fewer})"
+        check.measured += _(" ({count} orphans, not {storm}: {why})").format(
+            count=count, storm=STORM, why=fewer)
     return check
 
 
@@ -142,12 +146,15 @@ def orphan_outcome(name: str, run: Run, report: dict | None, count: int) -> Chec
     if report is None:
         status = run.wait(EXIT_SECONDS)
         said = crashed(run, status)
-        return Check(name, False, f"your init {describe(status)} before its command could "
-                     f"start its {count} children", said or
-                     "an init starts its command (sys.argv[1:]) and lives as long as it does")
+        return Check(name, False, _("your init {did} before its command could start its "
+                                    "{count} children").format(did=describe(status), count=count),
+                     said or _("an init starts its command (sys.argv[1:]) and lives as long as "
+                               "it does"))
     if "error" in report:
-        return Check(name, False, f"the command could not start its children: {report['error']}",
-                     "this machine refused the processes the check needs; try again later")
+        return Check(name, False, _("the command could not start its children: fork failed "
+                                    "after {started} of {count}: {error}").format(
+                         started=len(report["orphans"]), count=count, error=report["error"]),
+                     _("this machine refused the processes the check needs; try again later"))
     # Each blocks on a pipe that only the command can close: alive, whoever's child it is.
     started = {pid: procfs.start_time(pid) for pid in report["orphans"]}
 
@@ -157,9 +164,10 @@ def orphan_outcome(name: str, run: Run, report: dict | None, count: int) -> Chec
     adopted = wait_for(lambda: run.exited() or states().count("alive") == count, START_SECONDS)
     if not adopted or run.exited():
         status = run.wait(EXIT_SECONDS)
-        return Check(name, False, f"your init {describe(status)} before its command's "
-                     f"{count} children were its orphans", crashed(run, status) or
-                     "an init lives as long as its command, and reaps meanwhile")
+        return Check(name, False, _("your init {did} before its command's {count} children "
+                                    "were its orphans").format(did=describe(status), count=count),
+                     crashed(run, status) or
+                     _("an init lives as long as its command, and reaps meanwhile"))
     os.kill(report["command"], signal.SIGUSR1)  # the command lets its orphans exit, together
 
     # Every orphan has exited (a zombie now, or reaped already): that is the machine's pace, not
@@ -179,26 +187,28 @@ def orphan_outcome(name: str, run: Run, report: dict | None, count: int) -> Chec
     ended_early = run.exited() or "elsewhere" in now
     if not ended_early:
         os.kill(report["command"], signal.SIGUSR2)  # the command exits 0: the init may end
-    measured = (f"{count} orphans of your init exited together while its command ran; "
-                f"{zombies} stayed zombies")
+    measured = _("{count} orphans of your init exited together while its command ran; "
+                 "{zombies} stayed zombies").format(count=count, zombies=zombies)
     if ended_early:
         status = run.wait(EXIT_SECONDS)
-        measured += f"; your init {describe(status)} before its command did"
-        return Check(name, False, measured, crashed(run, status) or (
+        measured += _("; your init {did} before its command did").format(did=describe(status))
+        return Check(name, False, measured, crashed(run, status) or _(
             "an orphan's exit is not the command's: an init reaps it and carries on, and exits "
             "only when its command does"))
     if not zombies:
         return Check(name, True, measured)
     if zombies == count:
-        hint = ("orphans are adopted by the nearest living ancestor that is a child subreaper, "
-                "else by PID 1 of the namespace (prctl(2); kernel/exit.c find_new_reaper): here "
-                "your init. Only a process's parent can reap it, so an init waits for any child "
-                "that has exited, not just for the one it started (waitpid(2))")
+        hint = _("orphans are adopted by the nearest living ancestor that is a child "
+                 "subreaper, else by PID 1 of the namespace (prctl(2); kernel/exit.c "
+                 "find_new_reaper): here your init. Only a process's parent can reap it, so an "
+                 "init waits for any child that has exited, not just for the one it started "
+                 "(waitpid(2))")
     else:
-        hint = (f"your init reaped {count - zombies} and left {zombies}: signals coalesce. While "
-                "one SIGCHLD is pending, more exits add nothing (signal(7): standard signals are "
-                "not queued), so one SIGCHLD may stand for many exited children: reap until no "
-                "exited child is left (waitpid(2))")
+        hint = _("your init reaped {reaped} and left {zombies}: signals coalesce. While one "
+                 "SIGCHLD is pending, more exits add nothing (signal(7): standard signals are "
+                 "not queued), so one SIGCHLD may stand for many exited children: reap until no "
+                 "exited child is left (waitpid(2))").format(reaped=count - zombies,
+                                                              zombies=zombies)
     return Check(name, False, measured, hint)
 
 
@@ -217,9 +227,9 @@ def signal_check(name: str, program: str, workdir: Path, signo: signal.Signals) 
         report = read_report(run, report_path)
         if report is None:
             status = run.wait(EXIT_SECONDS)
-            return Check(name, False, f"your init {describe(status)} before its command was "
-                         "ready", crashed(run, status) or "an init starts its command "
-                         "(sys.argv[1:]) and lives as long as it does")
+            return Check(name, False, _("your init {did} before its command was ready").format(
+                did=describe(status)), crashed(run, status) or _(
+                "an init starts its command (sys.argv[1:]) and lives as long as it does"))
         command = report["command"]
         started = procfs.start_time(command)
         run.send(signo)
@@ -241,38 +251,43 @@ def signal_outcome(name: str, run: Run, signo: signal.Signals, status: int | Non
                    received: list[str]) -> Check:
     sig = signo.name
     forwarded = sig in received
-    measured = (f"{sig} sent to your init: its command {'received' if forwarded else 'never got'}"
-                f" it, and your init {describe(status)}")
+    measured = (_("{sig} sent to your init: its command received it, and your init {did}")
+                if forwarded else
+                _("{sig} sent to your init: its command never got it, and your init {did}")
+                ).format(sig=sig, did=describe(status))
     if forwarded and status is not None and status != -signo:
         return Check(name, True, measured)
     if forwarded and status == -signo:
-        return Check(name, False, measured, f"your init passed {sig} on, but was then killed by "
-                     "it itself: an init outlives the signals it forwards, and exits once its "
-                     "command has ended, with the command's status")
+        return Check(name, False, measured, _(
+            "your init passed {sig} on, but was then killed by it itself: an init outlives the "
+            "signals it forwards, and exits once its command has ended, with the command's "
+            "status").format(sig=sig))
     if forwarded:  # the command got it and died of it; the init lives on
-        return Check(name, False, measured, "your init passed the signal on, and its command "
-                     "died of it; an init lives only as long as its command: when the command "
-                     "has ended, the init exits too")
+        return Check(name, False, measured, _(
+            "your init passed the signal on, and its command died of it; an init lives only as "
+            "long as its command: when the command has ended, the init exits too"))
     error = crashed(run, status)
     if "KeyboardInterrupt" in run.said():
-        hint = ("your init ended with KeyboardInterrupt: unless a program sets its own handler, "
-                "Python turns SIGINT into that exception (the signal module's documentation), and "
-                "the command was left behind. ")
+        hint = _("your init ended with KeyboardInterrupt: unless a program sets its own "
+                 "handler, Python turns SIGINT into that exception (the signal module's "
+                 "documentation), and the command was left behind. ")
     elif error:
-        hint = error + ". "
+        hint = _("{error}. ").format(error=error)
     elif status == -signo:
-        hint = (f"your init was killed by {sig} itself, and its command was left behind, "
-                f"running. A program with no handler for {sig} dies of it (its default action, "
-                "signal(7)); as PID 1 of a container it would instead be ignored, since the "
-                "kernel drops the signals PID 1 has no handler for (pid_namespaces(7)), and "
-                "`docker stop` would wait 10 s and then SIGKILL everything. ")
+        hint = _("your init was killed by {sig} itself, and its command was left behind, "
+                 "running. A program with no handler for {sig} dies of it (its default action, "
+                 "signal(7)); as PID 1 of a container it would instead be ignored, since the "
+                 "kernel drops the signals PID 1 has no handler for (pid_namespaces(7)), and "
+                 "`docker stop` would wait 10 s and then SIGKILL everything. ").format(sig=sig)
     elif status is None:
-        hint = f"your init kept running, and its command never learned of {sig}. "
+        hint = _("your init kept running, and its command never learned of {sig}. ").format(
+            sig=sig)
     else:
-        hint = (f"your init exited on {sig} without passing it on: its command was left behind, "
-                "running, now an orphan. ")
-    hint += ("An init stands between its command and whoever stops it: it catches SIGTERM and "
-             "SIGINT and sends each on to its command (kill(2)), then ends when the command ends")
+        hint = _("your init exited on {sig} without passing it on: its command was left behind, "
+                 "running, now an orphan. ").format(sig=sig)
+    # Two sentences: what this init did, then the rule every init keeps.
+    hint += _("An init stands between its command and whoever stops it: it catches SIGTERM and "
+              "SIGINT and sends each on to its command (kill(2)), then ends when the command ends")
     return Check(name, False, measured, hint)
 
 

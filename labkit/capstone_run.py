@@ -19,6 +19,7 @@ from pathlib import Path
 from labkit import programs
 from labkit.capstone_trial import WITNESS_PIDS, WITNESS_STATUS
 from labkit.errors import LabError
+from labkit.i18n import _
 
 START_SECONDS = 15.0          # the init and its command start (a loaded machine, cold caches)
 EXIT_SECONDS = 10.0           # the init exits once its command has
@@ -56,8 +57,9 @@ class Run:
                          START_SECONDS)
         if not isinstance(found, dict):  # the harness failed, not the learner's init
             self.finish()
-            raise LabError(f"the check could not start your init under labkit.pause (exit "
-                           f"{self.pause.returncode}): {self.said() or 'no message'}")
+            raise LabError(_("the check could not start your init under labkit.pause (exit "
+                             "{code}): {said}").format(code=self.pause.returncode,
+                                                       said=self.said() or _("no message")))
         self.pid, self.witness = found["init"], found["witness"]
         try:  # signals go by pidfd: once reaped, the init's PID may be anyone's
             self.pidfd = os.pidfd_open(self.pid)
@@ -136,23 +138,24 @@ def read_json(path: Path) -> dict | None:
 
 
 def describe(status: int | None) -> str:
+    """What became of the init, as the predicate of "your init ...": its place in a sentence is
+    the same in English and in Chinese (subject, then this)."""
     if status is None:
-        return "was still running"
+        return _("was still running")
     if status < 0:
         try:
-            name = signal.Signals(-status).name
+            return _("was killed by {name}").format(name=signal.Signals(-status).name)
         except ValueError:
-            name = f"signal {-status}"
-        return f"was killed by {name}"
-    return f"exited with {status}"
+            return _("was killed by signal {number}").format(number=-status)
+    return _("exited with {status}").format(status=status)
 
 
 def crashed(run: Run, status: int | None) -> str:
     """A hint for an init that ended with a Python error, or ''."""
     said = run.said()
     if "NotImplementedError" in said:
-        return ("your init raised NotImplementedError: write the parts that still say "
-                "`raise NotImplementedError()`")
+        return _("your init raised NotImplementedError: write the parts that still say "
+                 "`raise NotImplementedError()`")
     if "Traceback" in said or "Error" in said:
-        return f"your init {describe(status)} after an error: {said}"
+        return _("your init {did} after an error: {said}").format(did=describe(status), said=said)
     return ""

@@ -45,7 +45,8 @@ def orphans_workload(report: str, count: int) -> int:
             try:
                 pid = os.fork()
             except OSError as exc:
-                error = f"fork: {exc.strerror} after {len(pids)} children"
+                # The errno's text only: the grader says after how many, in the learner's language.
+                error = exc.strerror or str(exc)
                 break
             if pid == 0:
                 os.close(go_w)  # only the command may hold it: its close is the release
@@ -61,7 +62,8 @@ def orphans_workload(report: str, count: int) -> int:
     while chunk := os.read(rep_r, 65536):
         chunks.append(chunk)
     os.waitpid(middle, 0)  # the middle is gone: its children are the init's orphans now
-    told = json.loads(b"".join(chunks) or b'{"pids": [], "error": "the middle died"}')
+    told = json.loads(b"".join(chunks)
+                      or b'{"pids": [], "error": "the middle process died before it reported"}')
     report_data = {"command": os.getpid(), "orphans": told["pids"]}
     if told["error"]:
         report_data["error"] = told["error"]

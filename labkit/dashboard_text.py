@@ -12,6 +12,7 @@ import signal
 import time
 
 from labkit import plot
+from labkit.i18n import _
 from labkit.lab import Lab, Parent, ReapEvent
 from labkit.observe import ZOMBIE, Snapshot
 
@@ -34,17 +35,22 @@ def counts_html(snap: Snapshot, parent: Parent | None) -> str:
         'margin:0 6px 0 0;display:inline-block;font-weight:600;font-size:14px">'
         f"{html.escape(s)}: {counts[s]}</span>" for s in states)
     if parent is None:
-        who = "no parent"
+        who = _("no parent")
     else:
         kids = snap.children(parent.pid)
         zombies = sum(1 for p in kids if p.state == ZOMBIE)
-        gone = " — <b>exited</b>" if not parent.alive else ""
-        who = (f"parent <b>{parent.pid}</b>{gone} · policy <b>{html.escape(parent.policy)}</b>"
-               f" · {len(kids)} {'child' if len(kids) == 1 else 'children'}, {zombies} "
-               f"{'zombie' if zombies == 1 else 'zombies'}")
+        # Whole phrases, singular and plural apart: Chinese has no plural, English needs one.
+        who = (_("parent <b>{pid}</b> — <b>exited</b> · policy <b>{policy}</b>") if not parent.alive
+               else _("parent <b>{pid}</b> · policy <b>{policy}</b>")).format(
+                   pid=parent.pid, policy=html.escape(parent.policy))
+        who += (_(" · 1 child, {zombies}") if len(kids) == 1 else
+                _(" · {n} children, {zombies}")).format(
+                    n=len(kids), zombies=(_("1 zombie") if zombies == 1 else
+                                          _("{n} zombies").format(n=zombies)))
     orphans = sum(1 for p in snap.procs if p.role == "orphan")
     if orphans:
-        who += f" · {orphans} {'orphan' if orphans == 1 else 'orphans'} adopted by the root"
+        who += (_(" · 1 orphan adopted by the root") if orphans == 1 else
+                _(" · {n} orphans adopted by the root").format(n=orphans))
     return (f'<div class="labkit-counts" style="display:flex;flex-wrap:wrap;align-items:center;'
             f'gap:4px 0;margin:2px 0 4px 0">{badges}<span class="labkit-parent" '
             f'style="margin-left:6px;font-size:14px">{who}</span></div>')
@@ -52,8 +58,8 @@ def counts_html(snap: Snapshot, parent: Parent | None) -> str:
 
 def tree_html(snap: Snapshot) -> str:
     tree = html.escape(snap.tree(limit=TREE_LIMIT))
-    return ('<div style="font-size:13px;margin:4px 0 2px 0"><b>process tree</b> '
-            f'(at most {TREE_LIMIT} children per parent)</div>'
+    head = _("<b>process tree</b> (at most {limit} children per parent)").format(limit=TREE_LIMIT)
+    return (f'<div style="font-size:13px;margin:4px 0 2px 0">{head}</div>'
             '<pre class="labkit-tree" style="font-size:12px;line-height:1.3;max-height:260px;'
             'overflow:auto;white-space:pre;background:#f5f5f5;padding:6px 8px;margin:0">'
             f'{tree}</pre>')
@@ -63,12 +69,13 @@ def log_html(events: list[ReapEvent]) -> str:
     if events:
         lines = "\n".join(
             f"{time.strftime('%H:%M:%S', time.localtime(e.time))}"
-            f".{int(e.time % 1 * 1000):03d}  reaped PID {e.pid:<7} {exit_status(e.status)}"
+            f".{int(e.time % 1 * 1000):03d}  "
+            + _("reaped PID {pid:<7} {status}").format(pid=e.pid, status=exit_status(e.status))
             for e in reversed(events))
     else:
-        lines = "none yet: when a parent exits, its orphans are reaped here"
-    return ('<div style="font-size:13px;margin:4px 0 2px 0"><b>reaped by the lab root</b> '
-            f'(newest first, last {LOG_LINES})</div>'
+        lines = _("none yet: when a parent exits, its orphans are reaped here")
+    head = _("<b>reaped by the lab root</b> (newest first, last {n})").format(n=LOG_LINES)
+    return (f'<div style="font-size:13px;margin:4px 0 2px 0">{head}</div>'
             '<pre class="labkit-events" style="font-size:12px;line-height:1.3;max-height:260px;'
             'overflow:auto;white-space:pre-wrap;word-break:normal;background:#f5f5f5;'
             'padding:6px 8px;margin:0">'
@@ -78,10 +85,10 @@ def log_html(events: list[ReapEvent]) -> str:
 def exit_status(status: int) -> str:
     if status < 0:
         try:
-            return f"killed by {signal.Signals(-status).name}"
+            return _("killed by {name}").format(name=signal.Signals(-status).name)
         except ValueError:
-            return f"killed by signal {-status}"
-    return f"exit status {status}"
+            return _("killed by signal {number}").format(number=-status)
+    return _("exit status {code}").format(code=status)
 
 
 
@@ -95,38 +102,41 @@ def status_html(text: str, kind: str = "info") -> str:
 
 def title_html(lab: Lab, snap: Snapshot, rate: float) -> str:
     """The title line; `rate` is the refreshes per second (0: not shown)."""
-    reaps = "reaps orphans" if lab.reap else "does NOT reap orphans (reap=False)"
-    shown = f" · {rate:.1f} refreshes/s" if rate else ""
+    root = (_("lab root {pid} ({mode}, reaps orphans)") if lab.reap else
+            _("lab root {pid} ({mode}, does NOT reap orphans (reap=False))")).format(
+                pid=lab.root_pid, mode=lab.mode)
+    total = _("{n} of {max} processes").format(n=len(snap), max=lab.max_procs)
+    shown = _(" · {rate:.1f} refreshes/s").format(rate=rate) if rate else ""
     return (f'<div class="labkit-title" style="font-size:15px;margin-bottom:4px">'
-            f'<b>Zombie Lab</b> — lab root {lab.root_pid} ({lab.mode}, {reaps})'
-            f' · <span class="labkit-total">{len(snap)} of {lab.max_procs} processes'
-            f'</span>{shown}</div>')
+            f'<b>Zombie Lab</b> — {root}'
+            f' · <span class="labkit-total">{total}</span>{shown}</div>')
 
 
 def reasons(lab: Lab, parent: Parent | None, snap: Snapshot | None) -> dict[str, str | None]:
     """Why each button (keyed as BUTTONS) is off right now (None: it is on); `snap` None: the
     lab is closed."""
     if snap is None:
-        why = "the lab is closed"
+        why = _("the lab is closed")
         return dict.fromkeys(BUTTONS, why)
     live = parent is not None and parent.alive
     room = lab.max_procs - len(snap) - (0 if live else 1)
     fork = (None if room >= 1 else
-            f"the lab is full: {len(snap)} of max_procs={lab.max_procs} processes "
-            "(zombies hold PIDs too). Reap, or let the parent exit")
+            _("the lab is full: {n} of max_procs={max} processes (zombies hold PIDs too). Reap, "
+              "or let the parent exit").format(n=len(snap), max=lab.max_procs))
     if parent is None:
-        reap = exit_ = "there is no parent: Fork or Reset starts one"
+        reap = exit_ = _("there is no parent: Fork or Reset starts one")
     elif not live:
-        reap = "this parent has exited: its children were adopted by the lab root"
-        exit_ = "this parent has already exited"
+        reap = _("this parent has exited: its children were adopted by the lab root")
+        exit_ = _("this parent has already exited")
     else:
         exit_ = None
         kids = snap.children(parent.pid)
         zombies = sum(1 for p in kids if p.state == ZOMBIE)
         running = len(kids) - zombies
         reap = None if zombies else (
-            "no zombies to reap" + (f" ({running} children still running)" if running else ""))
-    kill = None if snap.zombies else "there is no zombie"
+            _("no zombies to reap ({n} children still running)").format(n=running) if running
+            else _("no zombies to reap"))
+    kill = None if snap.zombies else _("there is no zombie")
     return {"fork": fork, "reap": reap, "exit": exit_, "kill": kill, "reset": None}
 
 
@@ -134,15 +144,20 @@ def tooltips(lab: Lab, parent: Parent | None, policy: str, n: int,
              lifetime: float) -> dict[str, str]:
     """What each button (keyed as BUTTONS) will do, given the controls' values."""
     live = parent is not None and parent.alive
-    who = (f"parent {parent.pid} (policy {parent.policy!r})" if live
-           else f"a new parent (policy {policy!r})")
+    fork = (_("parent {pid} (policy {policy!r}) forks {n} children that exit after "
+              "{lifetime:g} s").format(pid=parent.pid, policy=parent.policy, n=n,
+                                       lifetime=lifetime) if live else
+            _("a new parent (policy {policy!r}) forks {n} children that exit after "
+              "{lifetime:g} s").format(policy=policy, n=n, lifetime=lifetime))
     return {
-        "fork": f"{who} forks {n} children that exit after {lifetime:g} s",
-        "reap": f"parent {parent.pid} calls waitpid() for each exited child" if parent else "",
-        "exit": f"the parent exits: its children become orphans of the lab root {lab.root_pid}",
-        "kill": "send SIGKILL to a zombie — and watch: nothing happens, it has already exited",
-        "reset": (f"the parent exits, a new parent with policy {policy!r} starts, the plot "
-                  "starts over"),
+        "fork": fork,
+        "reap": (_("parent {pid} calls waitpid() for each exited child").format(pid=parent.pid)
+                 if parent else ""),
+        "exit": _("the parent exits: its children become orphans of the lab root {pid}").format(
+            pid=lab.root_pid),
+        "kill": _("send SIGKILL to a zombie — and watch: nothing happens, it has already exited"),
+        "reset": _("the parent exits, a new parent with policy {policy!r} starts, the plot "
+                   "starts over").format(policy=policy),
     }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno as _errno
 
+from labkit.i18n import _
+
 
 class LabError(Exception):
     """Base of every error labkit raises on its own account."""
@@ -50,18 +52,22 @@ class ProcUnreadable(OSError, LabError):
         err = exc.errno or 0
         if err == _errno.EMFILE:
             soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            advice = (f"this process has no file descriptor left (RLIMIT_NOFILE: soft limit "
-                      f"{soft}, hard {hard}). Close files or labs you no longer need "
-                      "(lab.close())" + ("" if soft == hard else
-                                         ", or raise the soft limit: resource.setrlimit("
-                                         f"resource.RLIMIT_NOFILE, ({hard}, {hard}))"))
+            advice = (_("this process has no file descriptor left (RLIMIT_NOFILE: soft limit "
+                        "{soft}, hard {hard}). Close files or labs you no longer need "
+                        "(lab.close())") if soft == hard else
+                      _("this process has no file descriptor left (RLIMIT_NOFILE: soft limit "
+                        "{soft}, hard {hard}). Close files or labs you no longer need "
+                        "(lab.close()), or raise the soft limit: resource.setrlimit("
+                        "resource.RLIMIT_NOFILE, ({hard}, {hard}))")).format(soft=soft,
+                                                                            hard=hard)
         elif err == _errno.ENFILE:
-            advice = ("the machine's table of open files is full (/proc/sys/fs/file-max): close "
-                      "files or labs you no longer need, then try again")
+            advice = _("the machine's table of open files is full (/proc/sys/fs/file-max): "
+                       "close files or labs you no longer need, then try again")
         else:
-            advice = "the process table could not be read; try again, or start a new lab"
-        return cls(err, f"{exc.strerror}: {path} could not be read, so the lab's processes "
-                        f"cannot be counted; {advice}", path)
+            advice = _("the process table could not be read; try again, or start a new lab")
+        return cls(err, _("{strerror}: {path} could not be read, so the lab's processes cannot "
+                          "be counted; {advice}").format(strerror=exc.strerror, path=path,
+                                                         advice=advice), path)
 
     def __str__(self) -> str:
         return f"[Errno {self.errno}] {self.strerror}"  # the path is in the message already
@@ -79,6 +85,7 @@ class ForkRefused(OSError, LabError):
         self.advice = advice
 
     def __str__(self) -> str:
-        text = (f"[Errno {self.errno}] {self.strerror}: fork() was refused after "
-                f"{len(self.created)} children")
-        return f"{text}. {self.advice}" if self.advice else text
+        text = _("[Errno {errno}] {strerror}: fork() was refused after {n} children").format(
+            errno=self.errno, strerror=self.strerror, n=len(self.created))
+        return (_("{text}. {advice}").format(text=text, advice=self.advice) if self.advice
+                else text)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from labkit import linux, procfs, programs
+from labkit.i18n import _
 
 SHELL_TIMEOUT = 10.0  # seconds for any one step of the shell story; a step takes milliseconds
 
@@ -41,7 +42,7 @@ SHELL_SCRIPT = ("(cat /proc/self/fd/{fd} >/dev/null &); echo ready; read _; /bin
 def proc_status(pid: int) -> dict | None:
     """State and PPid of process `pid` from /proc/PID/status (proc(5)); None once it is gone."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid < 1:
-        raise ValueError(f"a PID is a positive int, not {pid!r}")
+        raise ValueError(_("a PID is a positive int, not {pid!r}").format(pid=pid))
     fields = procfs.status(pid)
     if fields is None:
         return None
@@ -59,13 +60,15 @@ def poll_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
     Processes exit on their own time: a lesson waits for what it expects, never sleeps for luck.
     """
     if not callable(predicate):
-        raise TypeError(f"predicate must be a function of no arguments, not {predicate!r}")
+        raise TypeError(_("predicate must be a function of no arguments, not {predicate!r}")
+                        .format(predicate=predicate))
     if not 0 < timeout <= 600:
-        raise ValueError(f"timeout must be between 0 and 600 s, not {timeout!r}")
+        raise ValueError(_("timeout must be between 0 and 600 s, not {timeout!r}").format(
+            timeout=timeout))
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"not true within {timeout:g} s")
+            raise TimeoutError(_("not true within {timeout:g} s").format(timeout=timeout))
         time.sleep(0.01)
 
 
@@ -75,12 +78,15 @@ def where_orphans_go(lab) -> str:
     """One sentence: what the lab's root is to the lab's orphans, PID 1 or a subreaper, and why."""
     if lab.mode == "pid-namespace":
         root = lab.snapshot().by_pid(lab.root_pid)
-        return (f"The lab root is PID {lab.root_pid} on this machine and PID {root.ns_pid} inside "
-                "the lab's PID namespace: its init, which adopts every orphan inside "
-                "(pid_namespaces(7)).")
-    why = f" Why: {lab.mode_reason}" if lab.mode_reason else ""
-    return ("No PID namespace for this lab, so the lab root adopts its orphans as a child "
-            "subreaper (prctl(2)); in a PID-namespace lab it would be PID 1 inside." + why)
+        return _("The lab root is PID {pid} on this machine and PID {ns_pid} inside the lab's "
+                 "PID namespace: its init, which adopts every orphan inside "
+                 "(pid_namespaces(7)).").format(pid=lab.root_pid, ns_pid=root.ns_pid)
+    if lab.mode_reason:
+        return _("No PID namespace for this lab, so the lab root adopts its orphans as a child "
+                 "subreaper (prctl(2)); in a PID-namespace lab it would be PID 1 inside. "
+                 "Why: {why}").format(why=lab.mode_reason)
+    return _("No PID namespace for this lab, so the lab root adopts its orphans as a child "
+             "subreaper (prctl(2)); in a PID-namespace lab it would be PID 1 inside.")
 
 
 # ---------------------------------------------------------------- a burst of exits (03)
@@ -96,9 +102,10 @@ def burst(lab, policy: str, n: int = 300, lifetime: float = 0.3):
         lab.wait_for(lambda s: not s.zombies, timeout=3)  # a burst's last ones may be on their way
     except TimeoutError:
         left = len(lab.snapshot().zombies)
-        raise RuntimeError(f"the lab still holds {left} zombies of an earlier parent, which would "
-                           "count in this burst: let that parent reap (parent.reap()) or exit "
-                           "(parent.exit()) first, or close the lab and start a new one") from None
+        raise RuntimeError(_("the lab still holds {left} zombies of an earlier parent, which "
+                             "would count in this burst: let that parent reap (parent.reap()) or "
+                             "exit (parent.exit()) first, or close the lab and start a new one")
+                           .format(left=left)) from None
     parent = lab.parent(policy)
     with lab.record(interval=0.05) as recording:
         parent.fork(n, lifetime=lifetime)
@@ -123,8 +130,8 @@ def exit_status_seen(disposition) -> int:
     itself, waitpid fails with ECHILD, and subprocess reports 0 (wait(2), NOTES).
     """
     if disposition not in (signal.SIG_DFL, signal.SIG_IGN):
-        raise ValueError("disposition must be signal.SIG_DFL or signal.SIG_IGN, "
-                         f"not {disposition!r}")
+        raise ValueError(_("disposition must be signal.SIG_DFL or signal.SIG_IGN, not "
+                           "{disposition!r}").format(disposition=disposition))
     old = signal.signal(signal.SIGCHLD, disposition)
     try:
         return subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"]).wait()
@@ -144,10 +151,12 @@ class KernelMemory:
     def __str__(self) -> str:
         if self.why_not:
             return self.why_not
-        lines = [f"  {name:<14} {size:>6,} bytes" for name, size in self.objects.items()]
+        lines = [_("  {name:<14} {size:>6,} bytes").format(name=name, size=size)
+                 for name, size in self.objects.items()]
         total = sum(self.objects.values())
-        return "\n".join(["kernel objects of one process (/proc/slabinfo, objsize):", *lines,
-                          f"  {'total':<14} {total:>6,} bytes = {total / 1024:.1f} KiB"])
+        return "\n".join([_("kernel objects of one process (/proc/slabinfo, objsize):"), *lines,
+                          _("  total          {total:>6,} bytes = {kib:.1f} KiB").format(
+                              total=total, kib=total / 1024)])
 
 
 # slab cache -> what it holds (kernel/fork.c allocates them; kernel/exit.c release_task and
@@ -166,11 +175,13 @@ def kernel_memory_per_process(slabinfo: str = "/proc/slabinfo") -> KernelMemory:
         with open(slabinfo) as f:
             text = f.read()
     except PermissionError:
-        return KernelMemory(why_not=(f"{slabinfo} is readable only by root (mode 0400, proc(5)), "
-                                     f"and this is uid {os.getuid()}: the sizes cannot be shown"))
+        return KernelMemory(why_not=_("{path} is readable only by root (mode 0400, proc(5)), "
+                                      "and this is uid {uid}: the sizes cannot be shown").format(
+                                          path=slabinfo, uid=os.getuid()))
     except FileNotFoundError:
-        return KernelMemory(why_not=f"{slabinfo} does not exist here (a kernel without SLUB "
-                                    "statistics): the sizes cannot be shown")
+        return KernelMemory(why_not=_("{path} does not exist here (a kernel without SLUB "
+                                      "statistics): the sizes cannot be shown").format(
+                                          path=slabinfo))
     sizes = {}
     for line in text.splitlines():
         fields = line.split()
@@ -218,7 +229,8 @@ def _read_line(proc: subprocess.Popen, timeout: float = SHELL_TIMEOUT) -> str:
     while not line.endswith(b"\n"):
         left = deadline - time.monotonic()
         if left <= 0 or not poller.poll(left * 1000):
-            raise TimeoutError(f"the shell printed nothing within {timeout:g} s")
+            raise TimeoutError(_("the shell printed nothing within {timeout:g} s").format(
+                timeout=timeout))
         chunk = os.read(fd, 1)
         if not chunk:
             break
@@ -247,8 +259,9 @@ def shell_adopts_and_reaps(shell: str = "sh", as_pid1: bool = False) -> ShellSto
     import psutil  # a notebook helper: the lab's own programs never import psutil
 
     path = _which(shell)
-    where = "PID 1 of a new PID namespace" if as_pid1 else "a child subreaper"
-    story = ShellStory(f"{shell} ({os.path.realpath(path)}) as {where}:")
+    title = (_("{shell} ({path}) as PID 1 of a new PID namespace:") if as_pid1 else
+             _("{shell} ({path}) as a child subreaper:"))
+    story = ShellStory(title.format(shell=shell, path=os.path.realpath(path)))
     orphan_reads, orphan_ends = os.pipe()  # cat, the orphan, exits when we close our end
     proc = subprocess.Popen(_launcher(path, as_pid1, orphan_reads), stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -258,8 +271,9 @@ def shell_adopts_and_reaps(shell: str = "sh", as_pid1: bool = False) -> ShellSto
     try:
         if _read_line(proc) != "ready":
             proc.wait(timeout=SHELL_TIMEOUT)
-            story.refused = proc.stderr.read().decode().strip() or f"exit status {proc.returncode}"
-            story.lines.append(f"this machine refused it: {story.refused}")
+            story.refused = (proc.stderr.read().decode().strip()
+                             or _("exit status {code}").format(code=proc.returncode))
+            story.lines.append(_("this machine refused it: {why}").format(why=story.refused))
             return story
         _watch_the_shell(story, proc, psutil, as_pid1, orphan_ends)
         return story
@@ -272,31 +286,40 @@ def _watch_the_shell(story: ShellStory, proc: subprocess.Popen, psutil, as_pid1:
                      orphan_ends: int) -> None:
     [sh] = psutil.Process(proc.pid).children()
     nspid = procfs.nspid(sh.pid) or []
-    inside = f" (PID {nspid[-1]} inside its namespace)" if len(nspid) > 1 else ""
     [orphan] = sh.children()  # the subshell has exited: cat is the shell's only child
-    why = "PID 1 of its namespace" if as_pid1 else "a child subreaper"
-    story.lines += [f"the shell is PID {sh.pid}{inside}; its subshell forked `cat` "
-                    f"(PID {orphan.pid}) and exited.",
-                    f"cat's parent is now {orphan.ppid()}: the shell, its grandparent, "
-                    f"which adopted it because it is {why}"]
+    story.lines.append((
+        _("the shell is PID {pid} (PID {ns_pid} inside its namespace); its subshell forked `cat` "
+          "(PID {cat}) and exited.") if len(nspid) > 1 else
+        _("the shell is PID {pid}; its subshell forked `cat` (PID {cat}) and exited.")).format(
+            pid=sh.pid, ns_pid=nspid[-1] if nspid else sh.pid, cat=orphan.pid))
+    story.lines.append((
+        _("cat's parent is now {ppid}: the shell, its grandparent, which adopted it because it "
+          "is PID 1 of its namespace") if as_pid1 else
+        _("cat's parent is now {ppid}: the shell, its grandparent, which adopted it because it "
+          "is a child subreaper")).format(ppid=orphan.ppid()))
     _close(orphan_ends)  # cat reads end-of-file and exits
     poll_until(lambda: _state(orphan.pid) in ("zombie", "reaped"), SHELL_TIMEOUT)
     story.orphan_state_while_reading = _state(orphan.pid)
-    story.lines.append("cat exited while the shell sat in `read`, not waiting: " + (
-        "it is a zombie of the shell" if story.orphan_state_while_reading == "zombie" else
-        "already reaped (this shell also reaps when SIGCHLD arrives)"))
+    story.lines.append(
+        _("cat exited while the shell sat in `read`, not waiting: it is a zombie of the shell")
+        if story.orphan_state_while_reading == "zombie" else
+        _("cat exited while the shell sat in `read`, not waiting: already reaped (this shell "
+          "also reaps when SIGCHLD arrives)"))
     _tell(proc)
     if _read_line(proc) != "waited":
-        raise RuntimeError("the shell did not run /bin/true")
+        raise RuntimeError(_("the shell did not run /bin/true"))
     story.reaped_when_it_waited = proc_status(orphan.pid) is None
-    gone = "reaped, gone from /proc" if story.reaped_when_it_waited else "still there"
-    story.lines.append(f"the shell ran /bin/true and waited (waitpid(-1, ...)): cat is {gone}")
+    story.lines.append(
+        _("the shell ran /bin/true and waited (waitpid(-1, ...)): cat is reaped, gone from /proc")
+        if story.reaped_when_it_waited else
+        _("the shell ran /bin/true and waited (waitpid(-1, ...)): cat is still there"))
     os.kill(sh.pid, signal.SIGTERM)
     story.sigterm = "ignored" if _answers(proc) else "killed"
-    story.lines.append("SIGTERM to the shell: " + (
-        "ignored: it is PID 1 and has no handler for it (pid_namespaces(7)); it still answers"
+    story.lines.append(
+        _("SIGTERM to the shell: ignored: it is PID 1 and has no handler for it "
+          "(pid_namespaces(7)); it still answers")
         if story.sigterm == "ignored" else
-        "it died of it (the default action, signal(7)): it is not PID 1"))
+        _("SIGTERM to the shell: it died of it (the default action, signal(7)): it is not PID 1"))
 
 
 def _answers(proc: subprocess.Popen) -> bool:
@@ -319,10 +342,11 @@ def _which(shell: str) -> str:
     import shutil
 
     if not isinstance(shell, str) or not shell:
-        raise TypeError(f"shell must be a program name such as 'sh' or 'bash', not {shell!r}")
+        raise TypeError(_("shell must be a program name such as 'sh' or 'bash', not {shell!r}")
+                        .format(shell=shell))
     path = shutil.which(shell)
     if path is None:
-        raise ValueError(f"no program {shell!r} on PATH")
+        raise ValueError(_("no program {shell!r} on PATH").format(shell=shell))
     return path
 
 
