@@ -125,10 +125,11 @@ def _judge(page, text: str) -> list[str]:
     problems = []
     as_missing = [ch for ch, g in zip(chars, glyphs, strict=True) if g in notdef or g == blank]
     if as_missing:
-        problems.append(f"drawn as a missing glyph (tofu) or not at all: {''.join(as_missing)}")
+        problems.append(f"{''.join(as_missing)} drawn as a missing glyph (tofu) or not at all")
     if len(set(glyphs)) < len(chars):
-        problems.append(f"{len(chars)} different characters ({''.join(chars)}) look like only "
+        problems.append(f"{len(chars)} different characters look like only "
                         f"{len(set(glyphs))} different pictures")
-    fonts = platform_fonts(page, CHOSEN) if problems else ""
-    return [f"{text.strip()[:40]!r} in {drawn['size']} {drawn['family']}: {problem}; "
-            f"Chromium drew it with: {fonts}" for problem in problems]
+    if not problems:
+        return []
+    return [f"{text.strip()[:40]!r} ({drawn['size']}): {'; '.join(problems)}; Chromium drew it "
+            f"with {platform_fonts(page, CHOSEN)}; the font asked for: {drawn['family']}"]
