@@ -18,8 +18,11 @@ The server's files live in a world-readable staging directory under /tmp (notebo
 a home owned by uid 1000, a copy of labkit on PYTHONPATH). Chromium, driven by Playwright, opens
 every notebook in notebooks/ in turn, runs all its cells from the Run menu and waits for the
 kernel to be idle; no cell may show an error, the notebooks that draw must show their plots (and
-02 its dashboard), and a screenshot of each goes to .ci/artifacts/<notebook>.png. Between
-notebooks the kernel is shut down: its labs must be gone, and no zombie may be left, neither
+02 its dashboard), and a screenshot of each goes to .ci/artifacts/<notebook>.png. The Chinese
+edition (notebooks/zh/) runs in a session of its own, 00, 02 and 05 of it (screenshots
+.ci/artifacts/zh-<notebook>.png): its headings and prose must be drawn with real Chinese glyphs,
+not the boxes a browser without a CJK font draws (tests/browser/cjk.py decides by the pixels).
+Between notebooks the kernel is shut down: its labs must be gone, and no zombie may be left, neither
 with the entrypoint (an orphan that reached Binder's PID 1 would stay a zombie for the whole
 session) nor with the session's pause (even the doctor's measuring orphan is reaped there).
 At the end the server stops, the entrypoint exits, the namespace is gone, and nothing of ours is
@@ -45,6 +48,7 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+from cjk import tofu
 from conftest import reap_adopted, wait_until, zombie_count
 from support import JupyterServer, free_port, jupyterlab_args
 from test_dashboard import (
@@ -59,7 +63,18 @@ pytestmark = pytest.mark.slow  # a real JupyterLab in a real Chromium: minutes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))
+NOTEBOOK_DIR = os.path.join(REPO, "notebooks")
+# What the browser runs of each edition: all of the English; of the Chinese (whose code cells are
+# the English ones, run in full headless by test_notebooks) the start, the dashboard's notebook
+# and the pause container, the pages where Chinese prose meets plots, widgets and outputs.
+EDITIONS = {
+    "en": sorted(glob.glob(os.path.join(NOTEBOOK_DIR, "*.ipynb"))),
+    "zh": sorted(p for p in glob.glob(os.path.join(NOTEBOOK_DIR, "zh", "*.ipynb"))
+                 if os.path.basename(p)[:3] in ("00-", "02-", "05-")),
+}
+# Where a translation must show real glyphs: the first heading, and the first paragraph, with
+# enough Chinese in it.
+CHINESE_TEXT = (".jp-RenderedMarkdown :is(h1, h2)", ".jp-RenderedMarkdown p")
 FILTER_SOURCE = os.path.join(REPO, "tests", "tools", "no_namespaces.c")
 ARTIFACTS = os.path.join(REPO, ".ci", "artifacts")
 UID = GID = 1000  # mybinder.org's user (jovyan)
@@ -187,10 +202,13 @@ class BinderSession(JupyterServer):
         src = os.path.join(self.stage, "src")
         shutil.copytree(os.path.join(REPO, "labkit"), os.path.join(src, "labkit"),
                         ignore=shutil.ignore_patterns("__pycache__"))
+        # Every edition, each in its folder as in the clone: a kernel knows its notebook's
+        # language by that folder (labkit.i18n).
         course = os.path.join(self.home, "course", "notebooks")
-        os.makedirs(course)
-        for path in NOTEBOOKS:
-            shutil.copy(path, course)
+        for path in (p for paths in EDITIONS.values() for p in paths):
+            target = os.path.join(course, os.path.relpath(path, NOTEBOOK_DIR))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy(path, target)
         settings = os.path.join(self.home, ".jupyter-settings")
         for name, values in SETTINGS.items():
             path = os.path.join(settings, name)
@@ -357,8 +375,18 @@ def stem(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def label(path: str) -> str:
+    """`02-zombies` for the English notebook, `zh-02-zombies` for its translation."""
+    return os.path.splitext(os.path.relpath(path, NOTEBOOK_DIR))[0].replace(os.sep, "-")
+
+
+def test_the_chinese_edition_has_the_notebooks_the_browser_runs():
+    assert [stem(p)[:2] for p in EDITIONS["zh"]] == ["00", "02", "05"], EDITIONS["zh"]
+
+
 @pytest.mark.timeout(1200)  # a hung page or server fails this test, not the whole run
-def test_every_notebook_runs_in_jupyterlab_served_as_on_binder(session):
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_the_course_runs_in_jupyterlab_served_as_on_binder(session, edition):
     sync_playwright = require_browser()
     from playwright.sync_api import expect
 
@@ -387,12 +415,12 @@ def test_every_notebook_runs_in_jupyterlab_served_as_on_binder(session):
         context.set_default_timeout(PAGE_TIMEOUT_MS)
         expect.set_options(timeout=PAGE_TIMEOUT_MS)  # expect() has its own default: 5 s
         try:
-            for path in NOTEBOOKS:
-                name = stem(path)
+            for path in EDITIONS[edition]:
+                name = label(path)
                 t0 = time.monotonic()
-                report = run_notebook(context, session, path)
+                report = run_notebook(context, session, path, glyphs=edition == "zh")
                 timings[name] = time.monotonic() - t0
-                problems += check_page(name, report)
+                problems += check_page(stem(path), name, report)
                 problems += after_kernel_shutdown(session, init, server, name)
         except BaseException:
             print(f"jupyter lab's log:\n{session.log()}")
@@ -417,17 +445,19 @@ def test_every_notebook_runs_in_jupyterlab_served_as_on_binder(session):
     print(f"zombies on the machine: {zombies_before} before, {zombies_after} after")
 
 
-def run_notebook(context, session: BinderSession, path: str) -> dict:
+def run_notebook(context, session: BinderSession, path: str, glyphs: bool = False) -> dict:
     """Open one notebook in a fresh tab and workspace, Run All, wait for the end; what the page
-    showed. The tab is closed and the kernel shut down afterwards."""
+    showed, and with `glyphs` what is wrong with the Chinese of its text (report["tofu"]). The
+    tab is closed and the kernel shut down afterwards."""
     from playwright.sync_api import expect
 
-    name = os.path.basename(path)
+    name = label(path)
     page = context.new_page()
     try:
         # A workspace of its own: the page does not reopen (and restart kernels for) the
         # notebooks of the earlier ones.
-        page.goto(f"{session.url}/lab/workspaces/{stem(path)}/tree/notebooks/{name}"
+        page.goto(f"{session.url}/lab/workspaces/{name}/tree/notebooks/"
+                  f"{os.path.relpath(path, NOTEBOOK_DIR).replace(os.sep, '/')}"
                   f"?token={session.token}")
         status_bar = page.locator("#jp-main-statusbar")
         expect(status_bar).to_contain_text("Python 3 (ipykernel) | Idle")
@@ -438,11 +468,13 @@ def run_notebook(context, session: BinderSession, path: str) -> dict:
         run_all_cells(page)
         page.wait_for_function(DONE_JS, timeout=RUN_TIMEOUT_MS, polling=250)
         report = page.evaluate(REPORT_JS)
-        screenshot(page, report["height"], os.path.join(ARTIFACTS, f"{stem(path)}.png"))
+        screenshot(page, report["height"], os.path.join(ARTIFACTS, f"{name}.png"))
+        report["tofu"] = [p for selector in CHINESE_TEXT for p in tofu(page, selector)] \
+            if glyphs else []
         return report
     except BaseException:
         with contextlib.suppress(Exception):
-            page.screenshot(path=os.path.join(ARTIFACTS, f"{stem(path)}-failure.png"))
+            page.screenshot(path=os.path.join(ARTIFACTS, f"{name}-failure.png"))
         raise
     finally:
         page.close()  # without beforeunload: nothing asks about the unsaved notebook
@@ -464,16 +496,18 @@ def screenshot(page, content_height: int, path: str) -> None:
     page.set_viewport_size(viewport)
 
 
-def check_page(name: str, report: dict) -> list[str]:
-    problems = []
+def check_page(notebook: str, name: str, report: dict) -> list[str]:
+    """What is wrong with the page of `notebook` (its stem: `02-zombies`, whatever its edition),
+    reported under `name`."""
+    problems = [f"{name}: Chinese not rendered: {text}" for text in report["tofu"]]
     unrun = [p for p in report["prompts"] if not (p.startswith("[") and p[1:-2].isdigit())]
     if unrun:
         problems.append(f"{name}: cells not run (prompts {report['prompts']})")
     for text in report["errors"] + report["tracebacks"]:
         problems.append(f"{name}: error output: {text}")
-    if name in DRAWS and not any(width > 0 for width in report["images"]):
+    if notebook in DRAWS and not any(width > 0 for width in report["images"]):
         problems.append(f"{name}: no plot rendered (images: {report['images']})")
-    if name in DASHBOARD and not report["dashboard"]:
+    if notebook in DASHBOARD and not report["dashboard"]:
         problems.append(f"{name}: the dashboard widget never appeared")
     return problems
 
