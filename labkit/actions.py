@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from labkit import checks
 from labkit.action_runner import ANSWER_TIMEOUT, SETTLE_TIMEOUT, Run, Step, run
-from labkit.i18n import N_, _
+from labkit.i18n import N_, _, language, use
 from labkit.observe import ZOMBIE
 from labkit.script import (
     ADOPTION_RULE,
@@ -69,6 +69,8 @@ class Feedback:
     problems: list[str]
     expected: dict[str, tuple[str, str]]
     run: Run | None = None
+    # The language its problems were written in: str() says the verdict in the same one.
+    lang: str = field(default_factory=language, repr=False, compare=False)
 
     @property
     def correct(self) -> bool:
@@ -78,9 +80,10 @@ class Feedback:
         return self.correct
 
     def __str__(self) -> str:
-        if self.correct:
-            return _("correct")
-        return _("not quite:") + "\n" + "\n".join(f"- {p}" for p in self.problems)
+        with use(self.lang):
+            if self.correct:
+                return _("correct")
+            return _("not quite:") + "\n" + "\n".join(f"- {p}" for p in self.problems)
 
 
 _ZOMBIE_WORDS = {"zombie", "z", "defunct", "exited"}

@@ -289,6 +289,9 @@ def _columns(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
+_NO_LINE_START = set("，。；：、）？！”")
+
+
 def _fill(text: str, width: int, indent: str) -> str:
     """`text` wrapped to `width` columns, later lines indented. English wraps at spaces, as
     textwrap does; Chinese has no spaces between words, so it may break between any two of its
@@ -299,7 +302,8 @@ def _fill(text: str, width: int, indent: str) -> str:
     for piece in re.findall(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u2e80-\u9fff"
                             r"\uf900-\ufaff\uff00-\uffef]+|\s+", text):
         limit = width - (_columns(indent) if lines else 0)
-        if line and _columns(line + piece) > limit:
+        # A line may not start with closing punctuation (，。；：）、): it stays on the last.
+        if line and _columns(line + piece) > limit and piece not in _NO_LINE_START:
             lines.append(line.rstrip())
             line = "" if piece.isspace() else piece
         else:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from labkit import checks, limits, procfs, programs
-from labkit.i18n import _
+from labkit.i18n import _, language, use
 
 STORM = 1000             # children in the reaper's storm
 HANDLER_NAME = "on_sigchld"
@@ -51,6 +51,8 @@ class Result:
     problems: list[str]
     measured: str = ""
     facts: dict = field(default_factory=dict)
+    # The language its problems were written in: str() says the verdict in the same one.
+    lang: str = field(default_factory=language, repr=False, compare=False)
 
     @property
     def correct(self) -> bool:
@@ -60,6 +62,10 @@ class Result:
         return self.correct
 
     def __str__(self) -> str:
+        with use(self.lang):
+            return self._text()
+
+    def _text(self) -> str:
         # Whole lines, not fragments: a translation may order the title, verdict and measure.
         if self.measured:
             head = (_("{exercise}: correct ({measured})") if self.correct else
