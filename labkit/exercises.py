@@ -15,6 +15,10 @@ autograde, login() is the student being graded. The inverse question is inverse_
 checked by labkit.actions.check_actions. Every check returns a Result: true when right, and its
 str() says what was measured and, if wrong, a hint.
 
+What a learner reads (questions, hints, verdicts) is in the notebook's language (labkit.i18n:
+Chinese in notebooks/zh/); the choices' options are matched by their English words (letter()),
+and a learner may name the STAT letters' states in English or Chinese.
+
 The checks measured on real processes (the reaper, the Popen loop) live in labkit.live_checks;
 the reaper's storm runs in labkit.reaper_trial. This module has the questions and their checks.
 """
