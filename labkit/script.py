@@ -257,11 +257,12 @@ def random_script(seed: int | str, actions: int = 5, fork_percentage: float = 0.
     the script asks who adopts: drafts without one are drawn again, from the same generator.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, str)):
-        raise TypeError(f"seed must be an int (or a str), not {seed!r}")
+        raise TypeError(_("seed must be an int (or a str), not {seed!r}").format(seed=seed))
     actions = checks.count(actions, "actions", low=1, high=MAX_ACTIONS)
     if isinstance(fork_percentage, bool) or not isinstance(fork_percentage, (int, float)) \
             or not 0.0 < fork_percentage <= 1.0:
-        raise ValueError(f"fork_percentage must be a number in (0, 1], not {fork_percentage!r}")
+        raise ValueError(_("fork_percentage must be a number in (0, 1], not {value!r}").format(
+            value=fork_percentage))
     wait = checks.flag(wait, "wait")
     orphan = checks.flag(orphan, "orphan")
     rng = random.Random(seed)
@@ -269,8 +270,9 @@ def random_script(seed: int | str, actions: int = 5, fork_percentage: float = 0.
         texts, model = _draft(rng, actions, fork_percentage, wait)
         if not orphan or any(e[1] == "adopted" for p in model.procs.values() for e in p.events):
             return "; ".join(texts)
-    raise ValueError(f"no script of {actions} actions with an orphan was found for seed "
-                     f"{seed!r}: give more actions or a higher fork_percentage")
+    raise ValueError(_("no script of {actions} actions with an orphan was found for seed "
+                       "{seed!r}: give more actions or a higher fork_percentage").format(
+                           actions=actions, seed=seed))
 
 
 def _draft(rng: random.Random, actions: int, fork_percentage: float,
