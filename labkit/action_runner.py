@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from labkit import checks
 from labkit.errors import AgentError, ForkRefused
+from labkit.i18n import _
 from labkit.lab import MODES, Lab
 from labkit.observe import ZOMBIE, Snapshot
 from labkit.script import FIRST, INIT, Action, Model, parse, render, script_of
@@ -135,18 +136,20 @@ class Run:
         """OSTEP-style: the tree at the start, then each action and the tree after it.
         actions=False hides the actions ("Action?", fork.py -t); trees=False hides the trees
         ("Process Tree?"); final_only shows only the last tree (fork.py -F)."""
-        where = (f"init is the lab root, pid {self.root_pid}: "
-                 + ("PID 1 of the lab's PID namespace" if self.mode == "pid-namespace"
-                    else "a child subreaper"))
+        # A heading has a colon or a question mark (ASCII or full-width): parse_tree skips it.
+        heading = (_("Process Tree (init is the lab root, pid {pid}: PID 1 of the lab's PID "
+                     "namespace):") if self.mode == "pid-namespace" else
+                   _("Process Tree (init is the lab root, pid {pid}: a child subreaper):"))
         assert self.start is not None
-        out = [f"Process Tree ({where}):", self.start.tree, ""]
+        out = [heading.format(pid=self.root_pid), self.start.tree, ""]
         for step in self.steps:
             assert step.action is not None
-            out.append(f"Action: {step.action.describe()}" if actions else "Action?")
+            out.append(_("Action: {action}").format(action=step.action.describe()) if actions
+                       else _("Action?"))
             if not final_only:
-                out += [step.tree if trees else "Process Tree?", ""]
+                out += [step.tree if trees else _("Process Tree?"), ""]
         if final_only:
-            out += ["", "Final Process Tree:" if trees else "Final Process Tree?"]
+            out += ["", _("Final Process Tree:") if trees else _("Final Process Tree?")]
             out += [self.tree(), ""] if trees else [""]
         return "\n".join(out).rstrip() + "\n"
 
@@ -224,8 +227,8 @@ def _do(result: Run, lab: Lab, action: Action) -> None:
     answer = (link.line() or "").split()
     if answer[:1] == ["err"] and len(answer) == 2 and int(answer[1]) == errno.EAGAIN:
         raise ForkRefused(errno.EAGAIN, os.strerror(errno.EAGAIN), [],
-                          f"action {action.index} {action.text!r}: the lab's PID budget is "
-                          "spent")
+                          _("action {index} {action!r}: the lab's PID budget is spent").format(
+                              index=action.index, action=action.text))
     if answer[:1] != ["ok"]:
         raise AgentError(f"action {action.index} {action.text!r}: actor {action.actor} "
                          f"answered {' '.join(answer) or 'nothing'!r}")

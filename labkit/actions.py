@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 from labkit import checks
 from labkit.action_runner import ANSWER_TIMEOUT, SETTLE_TIMEOUT, Run, Step, run
+from labkit.i18n import N_, _, language, use
 from labkit.observe import ZOMBIE
 from labkit.script import (
     ADOPTION_RULE,
@@ -68,6 +69,8 @@ class Feedback:
     problems: list[str]
     expected: dict[str, tuple[str, str]]
     run: Run | None = None
+    # The language its problems were written in: str() says the verdict in the same one.
+    lang: str = field(default_factory=language, repr=False, compare=False)
 
     @property
     def correct(self) -> bool:
@@ -77,9 +80,10 @@ class Feedback:
         return self.correct
 
     def __str__(self) -> str:
-        if self.correct:
-            return "correct"
-        return "not quite:\n" + "\n".join(f"- {p}" for p in self.problems)
+        with use(self.lang):
+            if self.correct:
+                return _("correct")
+            return _("not quite:") + "\n" + "\n".join(f"- {p}" for p in self.problems)
 
 
 _ZOMBIE_WORDS = {"zombie", "z", "defunct", "exited"}
@@ -88,8 +92,8 @@ _ALIVE_WORDS = {"alive", "running", "sleeping", "live", "r", "s", ""}
 
 def _state(word: object, name: str) -> str:
     if not isinstance(word, str) or word.lower() not in _ZOMBIE_WORDS | _ALIVE_WORDS:
-        raise ValueError(f"the state of {name} must be 'zombie' or 'alive' (or 'running', "
-                         f"'sleeping'), not {word!r}")
+        raise ValueError(_("the state of {name} must be 'zombie' or 'alive' (or 'running', "
+                           "'sleeping'), not {word!r}").format(name=name, word=word))
     return ZOMBIE if word.lower() in _ZOMBIE_WORDS else "alive"
 
 
@@ -98,8 +102,8 @@ def _parent(word: object, name: str) -> str:
         return INIT
     if isinstance(word, str) and len(word) == 1 and word in NAMES and word != name:
         return word
-    raise ValueError(f"the parent of {name} must be another process's letter or 'init', "
-                     f"not {word!r}")
+    raise ValueError(_("the parent of {name} must be another process's letter or 'init', not "
+                       "{word!r}").format(name=name, word=word))
 
 
 def parse_tree(text: str) -> dict[str, tuple[str, str]]:
@@ -107,25 +111,27 @@ def parse_tree(text: str) -> dict[str, tuple[str, str]]:
     letter -> (parent, "zombie" or "alive"). Indentation gives the parent; "(zombie)" a state;
     a top line `init` is optional."""
     if not isinstance(text, str):
-        raise TypeError(f"a tree is text, not {text!r}")
+        raise TypeError(_("a tree is text, not {text!r}").format(text=text))
     tree: dict[str, tuple[str, str]] = {}
     stack: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), 1):
         m = re.match(r"^(?P<lead>[\s│├└─|`+\-_\\]*)(?P<name>[A-Za-z]+)(?P<rest>[^:?]*)$", line)
-        if not line.strip() or ":" in line or "?" in line:
-            continue  # blank, or a heading ("Action: a forks b", "Process Tree?")
+        if not line.strip() or any(mark in line for mark in ":?：？"):
+            continue  # blank, or a heading ("Action: a forks b", "Process Tree?", translated)
         if m is None:
-            raise ValueError(f"line {number} of the tree, {line.strip()!r}, is not a process: "
-                             "write one letter per line, indented under its parent")
+            raise ValueError(_("line {number} of the tree, {line!r}, is not a process: write "
+                               "one letter per line, indented under its parent").format(
+                                   number=number, line=line.strip()))
         column, name = len(m["lead"]), m["name"]
         if name == INIT:
             tree, stack = {}, [(column, INIT)]  # a new tree starts: keep only the last
             continue
         if not (len(name) == 1 and name in NAMES):
-            raise ValueError(f"line {number} of the tree: names must be one lowercase letter "
-                             f"or init, not {name!r}")
+            raise ValueError(_("line {number} of the tree: names must be one lowercase letter "
+                               "or init, not {name!r}").format(number=number, name=name))
         if name in tree:
-            raise ValueError(f"line {number} of the tree: {name} appears twice")
+            raise ValueError(_("line {number} of the tree: {name} appears twice").format(
+                number=number, name=name))
         while stack and stack[-1][0] >= column:
             stack.pop()
         rest = m["rest"].strip().strip("()[]").strip()
@@ -144,14 +150,15 @@ def _prediction(prediction: object, states: Mapping[str, str] | None
         tree = {}
         for name, value in prediction.items():
             if not (isinstance(name, str) and len(name) == 1 and name in NAMES):
-                raise ValueError(f"names must be one lowercase letter, not {name!r}")
+                raise ValueError(_("names must be one lowercase letter, not {name!r}")
+                                 .format(name=name))
             if isinstance(value, (tuple, list)) and len(value) == 2:
                 tree[name] = (_parent(value[0], name), _state(value[1], name))
             else:
                 tree[name] = (_parent(value, name), "alive")
     else:
-        raise TypeError("a prediction is a dict of parents like {'b': 'a', 'c': 'init'} or a "
-                        f"tree as text, not {prediction!r}")
+        raise TypeError(_("a prediction is a dict of parents like {{'b': 'a', 'c': 'init'}} or "
+                          "a tree as text, not {prediction!r}").format(prediction=prediction))
     for name, word in (states or {}).items():
         # A state for a process whose parent was not predicted: only the state is checked.
         tree[name] = (tree[name][0] if name in tree else None, _state(word, name))
@@ -159,7 +166,7 @@ def _prediction(prediction: object, states: Mapping[str, str] | None
 
 
 def _alive_word(state: str) -> str:
-    return "a zombie" if state == ZOMBIE else "alive"
+    return _("a zombie") if state == ZOMBIE else _("alive")
 
 
 def _history(run: Run, name: str) -> list[tuple[int, str, str]]:
@@ -172,50 +179,57 @@ def _why_parent(run: Run, name: str, parent: str, guessed: str | None) -> str:
     events = _history(run, name)
     adopted = [e for e in events if e[1] == "adopted"]
     if parent == INIT and adopted:
-        i, _, old = adopted[-1]
-        why = (f"{name}'s parent {old} exited (action {i}), so {name} was adopted by init "
-               f"(the lab root)")
-        if guessed is not None and guessed not in (INIT, old):
-            why += f", not by {guessed}"
-            grandparent = next((e[2] for e in _history(run, old) if e[1] == "exited"), None)
-            if guessed == grandparent:
-                why += f" ({ADOPTION_RULE})"
-        return why
+        i, _what, old = adopted[-1]
+        said = dict(name=name, old=old, i=i, guessed=guessed)
+        if guessed is None or guessed in (INIT, old):
+            return _("{name}'s parent {old} exited (action {i}), so {name} was adopted by init "
+                     "(the lab root)").format(**said)
+        grandparent = next((e[2] for e in _history(run, old) if e[1] == "exited"), None)
+        if guessed == grandparent:
+            return _("{name}'s parent {old} exited (action {i}), so {name} was adopted by init "
+                     "(the lab root), not by {guessed} ({rule})").format(
+                         rule=_(ADOPTION_RULE), **said)
+        return _("{name}'s parent {old} exited (action {i}), so {name} was adopted by init "
+                 "(the lab root), not by {guessed}").format(**said)
     if name == FIRST:
-        return f"{FIRST} is the first process: init (the lab root) is its parent"
+        return _("{first} is the first process: init (the lab root) is its parent").format(
+            first=FIRST)
     forked = next((e for e in events if e[1] == "forked"), None)
     if forked is None:
-        return f"{name} was never forked"
-    return f"{forked[2]} forked {name} (action {forked[0]}) and {forked[2]} has not exited"
+        return _("{name} was never forked").format(name=name)
+    return _("{parent} forked {name} (action {i}) and {parent} has not exited").format(
+        parent=forked[2], name=name, i=forked[0])
 
 
 def _why_state(run: Run, name: str, state: str, parent: str) -> str:
     exited = next((e for e in _history(run, name) if e[1] == "exited"), None)
     if state != ZOMBIE:
-        return f"{name} has not exited"
+        return _("{name} has not exited").format(name=name)
     assert exited is not None
     if parent == INIT:
-        return (f"{name} exited (action {exited[0]}) and this lab's init does not reap, so it "
-                "stays a zombie")
-    return (f"{name} exited (action {exited[0]}) and its parent {parent} has not waited for "
-            f"it, so it stays a zombie")
+        return _("{name} exited (action {i}) and this lab's init does not reap, so it stays a "
+                 "zombie").format(name=name, i=exited[0])
+    return _("{name} exited (action {i}) and its parent {parent} has not waited for it, so it "
+             "stays a zombie").format(name=name, i=exited[0], parent=parent)
 
 
 def _why_gone(run: Run, name: str) -> str:
     events = _history(run, name)
     reaped = next((e for e in events if e[1] == "reaped"), None)
     if reaped is None:
-        return f"there is no process {name} in this script"
+        return _("there is no process {name} in this script").format(name=name)
     exited = next(e for e in events if e[1] == "exited")
-    i, _, by = reaped
+    i, _what, by = reaped
     if by != INIT:
-        return f"{name} exited (action {exited[0]}) and {by}'s wait reaped it (action {i})"
+        return _("{name} exited (action {exited}) and {by}'s wait reaped it (action {i})").format(
+            name=name, exited=exited[0], by=by, i=i)
     adopted = [e for e in events if e[1] == "adopted"]
     if adopted and adopted[-1][0] == i and exited[0] < i:
-        return (f"{name} was a zombie when its parent {adopted[-1][2]} exited (action {i}): "
-                "init adopted it and reaped it at once")
-    return (f"{name} exited (action {exited[0]}) while its parent was init, which reaped it "
-            "at once")
+        return _("{name} was a zombie when its parent {parent} exited (action {i}): init "
+                 "adopted it and reaped it at once").format(name=name, parent=adopted[-1][2],
+                                                             i=i)
+    return _("{name} exited (action {exited}) while its parent was init, which reaped it at "
+             "once").format(name=name, exited=exited[0])
 
 
 def _compare(run: Run, guess: Mapping[str, tuple[str | None, str]],
@@ -226,34 +240,41 @@ def _compare(run: Run, guess: Mapping[str, tuple[str | None, str]],
         if name not in guess:
             if implied_first and name == FIRST and parent == INIT and state != ZOMBIE:
                 continue  # `a` under init, alive: the start of every script
-            where = "under init" if parent == INIT else f"a child of {parent}"
-            problems.append(f"missing: {name} is still there, {_alive_word(state)}, {where}: "
-                            + (_why_state(run, name, state, parent) if state == ZOMBIE else
-                               _why_parent(run, name, parent, None)))
+            why = (_why_state(run, name, state, parent) if state == ZOMBIE else
+                   _why_parent(run, name, parent, None))
+            text = (_("missing: {name} is still there, {state}, under init: {why}")
+                    if parent == INIT else
+                    _("missing: {name} is still there, {state}, a child of {parent}: {why}"))
+            problems.append(text.format(name=name, state=_alive_word(state), parent=parent,
+                                        why=why))
             continue
         guessed_parent, guessed_state = guess[name]
         if guessed_parent is not None and guessed_parent != parent:
-            problems.append(f"wrong parent: {name}'s parent is {parent}, not {guessed_parent}: "
-                            + _why_parent(run, name, parent, guessed_parent))
+            problems.append(_("wrong parent: {name}'s parent is {parent}, not {guessed}: {why}")
+                            .format(name=name, parent=parent, guessed=guessed_parent,
+                                    why=_why_parent(run, name, parent, guessed_parent)))
         if guessed_state != state:
-            problems.append(f"wrong state: {name} is {_alive_word(state)}, not "
-                            f"{_alive_word(guessed_state)}: "
-                            + _why_state(run, name, state, parent))
+            problems.append(_("wrong state: {name} is {state}, not {guessed}: {why}").format(
+                name=name, state=_alive_word(state), guessed=_alive_word(guessed_state),
+                why=_why_state(run, name, state, parent)))
     for name in guess:
         if name not in actual:
-            problems.append(f"extra: {name} is gone: {_why_gone(run, name)}")
+            problems.append(_("extra: {name} is gone: {why}").format(name=name,
+                                                                     why=_why_gone(run, name)))
     return problems
 
 
-_RULES = ("Did it exit? Then it stays a zombie until its parent waits (wait(2)). Did its "
-          "parent exit first? Then it was an orphan, and " + ADOPTION_RULE + ". Init reaps what "
-          "it adopts, at once")
+_RULES = N_("Did it exit? Then it stays a zombie until its parent waits (wait(2)). Did its "
+            "parent exit first? Then it was an orphan, and {adoption_rule}. Init reaps what it "
+            "adopts, at once")
 
 
 def _involving(actions: Sequence[Action], names: set[str]) -> str:
     which = [str(a.index) for a in actions if {a.actor, a.target} & names]
-    return ("actions " + ", ".join(which[:-1]) + " and " + which[-1] if len(which) > 1 else
-            f"action {which[0]}" if which else "no action")
+    if len(which) > 1:
+        return _("actions {some} and {last}").format(some=_(", ").join(which[:-1]),
+                                                      last=which[-1])
+    return _("action {i}").format(i=which[0]) if which else _("no action")
 
 
 def _hints(result: Run, guess: Mapping[str, tuple[str | None, str]],
@@ -267,23 +288,26 @@ def _hints(result: Run, guess: Mapping[str, tuple[str | None, str]],
         if (guessed_parent not in (None, parent)
                 or (guessed_state == ZOMBIE) != (state == ZOMBIE)):
             names = {name} | ({guessed_parent} if guessed_parent else set())
-            problems.append(f"{name} is not as you wrote it. Follow {name} and its parent "
-                            f"through the script ({_involving(result.actions, names)}). "
-                            + _RULES)
+            problems.append(_("{name} is not as you wrote it. Follow {name} and its parent "
+                              "through the script ({actions}). {rules}").format(
+                                  name=name, actions=_involving(result.actions, names),
+                                  rules=_(_RULES).format(adoption_rule=_(ADOPTION_RULE))))
     missing = [n for n, (p, s) in actual.items() if n not in guess
                and not (n == FIRST and p == INIT and s != ZOMBIE)]
     if missing:
-        are = "process is" if len(missing) == 1 else "processes are"
-        problems.append(f"{len(missing)} {are} still there that your prediction leaves out: a "
-                        "process is gone only once it has been reaped, by its parent's wait or "
-                        "by init")
+        text = (_("{n} process is still there that your prediction leaves out: a process is "
+                  "gone only once it has been reaped, by its parent's wait or by init")
+                if len(missing) == 1 else
+                _("{n} processes are still there that your prediction leaves out: a process "
+                  "is gone only once it has been reaped, by its parent's wait or by init"))
+        problems.append(text.format(n=len(missing)))
     for name in guess:
         if name not in actual:
-            problems.append(f"{name} is not there at the end. Which process reaped it, and at "
-                            "which action? (A zombie is reaped by its parent's wait; a process "
-                            "whose parent is init is reaped at once when it exits)"
-                            if name in result.pids else
-                            f"there is no process {name} in this script")
+            problems.append(_("{name} is not there at the end. Which process reaped it, and at "
+                              "which action? (A zombie is reaped by its parent's wait; a "
+                              "process whose parent is init is reaped at once when it exits)")
+                            .format(name=name) if name in result.pids else
+                            _("there is no process {name} in this script").format(name=name))
     return problems
 
 
@@ -364,19 +388,25 @@ def check_actions(actions: str | Sequence[str],
     problems = []
     for name, (parent, state) in target.items():
         got = mine.final.get(name)
+        said = dict(name=name, state=_alive_word(state), parent=parent)
         if got is None:
-            problems.append(f"{name} should be there ({_alive_word(state)}, under {parent}) "
-                            f"but your actions leave no {name}"
-                            + (f": {_why_gone(mine, name)}" if name in mine.pids else ""))
+            problems.append(_("{name} should be there ({state}, under {parent}) but your "
+                              "actions leave no {name}: {why}").format(
+                                  why=_why_gone(mine, name), **said) if name in mine.pids else
+                            _("{name} should be there ({state}, under {parent}) but your "
+                              "actions leave no {name}").format(**said))
             continue
         if got[0] != parent:
-            problems.append(f"{name} should be under {parent}; your actions leave it under "
-                            f"{got[0]}: {_why_parent(mine, name, got[0], None)}")
+            problems.append(_("{name} should be under {parent}; your actions leave it under "
+                              "{got}: {why}").format(got=got[0], why=_why_parent(
+                                  mine, name, got[0], None), **said))
         if (got[1] == ZOMBIE) != (state == ZOMBIE):
-            problems.append(f"{name} should be {_alive_word(state)}; your actions leave it "
-                            f"{_alive_word(got[1])}: {_why_state(mine, name, got[1], got[0])}")
+            problems.append(_("{name} should be {state}; your actions leave it {got}: {why}")
+                            .format(got=_alive_word(got[1]),
+                                    why=_why_state(mine, name, got[1], got[0]), **said))
     for name, (parent, state) in mine.final.items():
         if name not in target and not (name == FIRST and parent == INIT):
-            problems.append(f"your actions leave {name} ({_alive_word(state)}, under {parent}),"
-                            " which the tree does not have")
+            problems.append(_("your actions leave {name} ({state}, under {parent}), which the "
+                              "tree does not have").format(name=name, state=_alive_word(state),
+                                                           parent=parent))
     return Feedback(problems, target, mine)

@@ -15,6 +15,10 @@ autograde, login() is the student being graded. The inverse question is inverse_
 checked by labkit.actions.check_actions. Every check returns a Result: true when right, and its
 str() says what was measured and, if wrong, a hint.
 
+What a learner reads (questions, hints, verdicts) is in the notebook's language (labkit.i18n:
+Chinese in notebooks/zh/); the choices' options are matched by their English words (letter()),
+and a learner may name the STAT letters' states in English or Chinese.
+
 The checks measured on real processes (the reaper, the Popen loop) live in labkit.live_checks;
 the reaper's storm runs in labkit.reaper_trial. This module has the questions and their checks.
 """
@@ -25,12 +29,15 @@ import getpass
 import hashlib
 import os
 import random
+import re
 import textwrap
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from labkit import actions
+from labkit.i18n import N_, _, language
 from labkit.live_checks import (  # re-exported: `from labkit import exercises` keeps them
     BLOCKED_SECONDS,
     HANDLER_NAME,
@@ -103,7 +110,7 @@ def check_tree(prediction: object, script: str | None = None) -> Result:
     the feedback points to the rules, never to the right tree."""
     script = tree_script() if script is None else script
     feedback = actions.check(prediction, script, reveal=False)
-    return Result("tree prediction", list(feedback.problems))
+    return Result(_("tree prediction"), list(feedback.problems))
 
 
 # --- multiple choice, lettered per student -------------------------------------------------
@@ -112,7 +119,8 @@ def check_tree(prediction: object, script: str | None = None) -> Result:
 @dataclass(frozen=True)
 class Choice:
     """A question with answers (a), (b), (c)...; `right` is the index of the right one before the
-    letters were shuffled, and `hints` what to say for each wrong one (index -> hint)."""
+    letters were shuffled, and `hints` what to say for each wrong one (index -> hint). The texts
+    are the English (N_): letters are found by English words, and _() translates them to show."""
 
     question: str
     options: tuple[str, ...]
@@ -145,25 +153,32 @@ def _number(value: object) -> int | None:
 
 
 class _Answers:
-    """Checks one dict of answers, collecting one problem per wrong or missing answer."""
+    """Checks one dict of answers, collecting one problem per wrong or missing answer.
+    `questions` are as shown to the learner (translated)."""
 
     def __init__(self, answers: object, questions: Mapping[str, str]) -> None:
         self.questions = questions
         self.problems: list[str] = []
+        self.wrong: set[str] = set()
         self.answers: Mapping[str, object] = answers if isinstance(answers, Mapping) else {}
         if not isinstance(answers, Mapping):
-            self.problems.append(f"answers is a dict like {{{next(iter(questions))!r}: ...}}, "
-                                 f"not {answers!r}")
+            self.problems.append(_("answers is a dict like {{{key!r}: ...}}, not {answers!r}")
+                                 .format(key=next(iter(questions)), answers=answers))
             return
         unknown = sorted(set(answers) - set(questions), key=str)
         if unknown:
-            self.problems.append(f"unknown question names {unknown}: the questions are "
-                                 f"{sorted(questions)}")
+            self.problems.append(_("unknown question names {unknown}: the questions are "
+                                   "{names}").format(unknown=unknown, names=sorted(questions)))
+
+    def wrong_answer(self, key: str, problem: str) -> None:
+        self.wrong.add(key)
+        self.problems.append(problem)
 
     def given(self, key: str) -> object:
         value = self.answers.get(key, Ellipsis)
         if value is Ellipsis:
-            self.problems.append(f"{key}: not answered yet ({self.questions[key]})")
+            self.wrong_answer(key, _("{key}: not answered yet ({question})").format(
+                key=key, question=self.questions[key]))
         return value
 
     def number(self, key: str, right: int, hint: Callable[[int], str]) -> None:
@@ -172,9 +187,11 @@ class _Answers:
             return
         got = _number(value)
         if got is None:
-            self.problems.append(f"{key}: answer with a number, not {value!r}")
+            self.wrong_answer(key, _("{key}: answer with a number, not {value!r}").format(
+                key=key, value=value))
         elif got != right:
-            self.problems.append(f"{key}: not {got}. {hint(got)}")
+            self.wrong_answer(key, _("{key}: not {got}. {hint}").format(key=key, got=got,
+                                                                      hint=hint(got)))
 
     def choice(self, key: str, choice: Choice, seed: int) -> None:
         value = self.given(key)
@@ -183,15 +200,16 @@ class _Answers:
         letters = choice.lettered(seed)
         got = _choice(value, letters)
         if got is None:
-            self.problems.append(f"{key}: answer one of {', '.join(map(repr, letters))}, "
-                                 f"not {value!r}")
+            self.wrong_answer(key, _("{key}: answer one of {letters}, not {value!r}").format(
+                key=key, letters=", ".join(map(repr, letters)), value=value))
         elif choice.index_of(got, seed) != choice.right:
-            self.problems.append(f"{key}: not ({got}). {choice.hints[choice.index_of(got, seed)]}")
+            self.wrong_answer(key, _("{key}: not ({got}). {hint}").format(
+                key=key, got=got, hint=_(choice.hints[choice.index_of(got, seed)])))
 
     def result(self, title: str) -> Result:
-        wrong = {p.split(":")[0] for p in self.problems}
-        right = len(self.questions) - len(wrong & set(self.questions))
-        return Result(title, self.problems, f"{right} of {len(self.questions)} answers right")
+        right = len(self.questions) - len(self.wrong & set(self.questions))
+        return Result(title, self.problems, _("{right} of {total} answers right").format(
+            right=right, total=len(self.questions)))
 
 
 # --- 1. a ps listing of a pod ------------------------------------------------------------------
@@ -207,7 +225,7 @@ class Row(NamedTuple):
 
 
 PS_COMMAND = "ps -e -o pid,ppid,nlwp,stat,args"
-ORPHAN_HINT = (
+ORPHAN_HINT = N_(
     "An orphan goes to another live thread of its parent, else to the nearest living ancestor "
     "in its PID namespace that is a child subreaper (prctl(2) PR_SET_CHILD_SUBREAPER; tini -s "
     "sets it), else to PID 1 of that namespace (kernel/exit.c find_new_reaper, "
@@ -222,7 +240,7 @@ def _ps_rows(seed: int) -> tuple[list[Row], tuple[int, int]]:
     rows = [Row(1, 0, 1, "Ss", "/pause"),
             Row(node, 0, threads, "Ssl", "node server.js")]
     pid = node + rng.randint(14, 30)
-    for _ in range(rng.randint(2, 5)):
+    for _row in range(rng.randint(2, 5)):
         rows.append(Row(pid, node, 1, "Z", "[convert] <defunct>"))
         pid += rng.randint(1, 3)
     rows.append(Row(pid, node, 1, "S", "convert photo.jpg small.jpg"))
@@ -236,36 +254,66 @@ def _ps_rows(seed: int) -> tuple[list[Row], tuple[int, int]]:
 
 
 AFTER_EXIT = Choice(
-    "If node exits now, what becomes of its zombies?",
-    ("they stay zombies for ever: their parent is gone",
-     "the pause (PID 1) adopts them and reaps them at once",
-     "node's own parent, outside the pod, reaps them"),
+    N_("If node exits now, what becomes of its zombies?"),
+    (N_("they stay zombies for ever: their parent is gone"),
+     N_("the pause (PID 1) adopts them and reaps them at once"),
+     N_("node's own parent, outside the pod, reaps them")),
     1,
-    {0: "A zombie whose parent exits is an orphan like any other, and is adopted; what does "
-        "the adopter do with a zombie? (pause.c's sigreap; the kernel sends it SIGCHLD on "
-        "adoption)",
-     2: "The new parent is looked for only inside the orphan's PID namespace "
-        "(kernel/exit.c find_new_reaper): a PPID of 0 says node's parent is outside it"})
+    {0: N_("A zombie whose parent exits is an orphan like any other, and is adopted; what does "
+           "the adopter do with a zombie? (pause.c's sigreap; the kernel sends it SIGCHLD on "
+           "adoption)"),
+     2: N_("The new parent is looked for only inside the orphan's PID namespace "
+           "(kernel/exit.c find_new_reaper): a PPID of 0 says node's parent is outside it")})
 KILL9 = Choice(
-    "What does `kill -9` on one of the zombies do?",
-    ("it removes the zombie", "nothing: the zombie has already exited; only a wait by its "
-     "parent (or its parent's exit, then init's wait) removes it", "it kills the zombie's parent"),
+    N_("What does `kill -9` on one of the zombies do?"),
+    (N_("it removes the zombie"),
+     N_("nothing: the zombie has already exited; only a wait by its parent (or its parent's "
+        "exit, then init's wait) removes it"),
+     N_("it kills the zombie's parent")),
     1,
-    {0: "What is left in a zombie that a signal could end? It has already exited (kill(2), "
-        "wait(2))",
-     2: "A signal goes to the process it is sent to (kill(2)), not to its parent"})
+    {0: N_("What is left in a zombie that a signal could end? It has already exited (kill(2), "
+           "wait(2))"),
+     2: N_("A signal goes to the process it is sent to (kill(2)), not to its parent")})
 WITHOUT_E = Choice(
-    "In the same container, `ps -o pid,stat,args` (without -e) prints only two lines. Why?",
-    ("the other processes exited in between",
-     "without -e (or -A, ax), ps shows only the processes of its own user and terminal",
-     "the pod's namespace hides the other containers' processes"),
+    N_("In the same container, `ps -o pid,stat,args` (without -e) prints only two lines. Why?"),
+    (N_("the other processes exited in between"),
+     N_("without -e (or -A, ax), ps shows only the processes of its own user and terminal"),
+     N_("the pod's namespace hides the other containers' processes")),
     1,
-    {0: "Read ps(1) on process selection: which processes does ps show when no selection option "
-        "is given?",
-     2: "This pod shares one PID namespace: every container sees every process (the listing "
-        "above is proof). Read ps(1) on process selection"})
+    {0: N_("Read ps(1) on process selection: which processes does ps show when no selection "
+           "option is given?"),
+     2: N_("This pod shares one PID namespace: every container sees every process (the "
+           "listing above is proof). Read ps(1) on process selection")})
 
 PS_CHOICES = {"after_exit": AFTER_EXIT, "kill9": KILL9, "without_e": WITHOUT_E}
+
+
+def _columns(text: str) -> int:
+    """How many terminal columns `text` takes: a CJK character takes two (UAX #11)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+_NO_LINE_START = set("，。；：、）？！”")
+
+
+def _fill(text: str, width: int, indent: str) -> str:
+    """`text` wrapped to `width` columns, later lines indented. English wraps at spaces, as
+    textwrap does; Chinese has no spaces between words, so it may break between any two of its
+    characters, and each of them counts two columns."""
+    if language() == "en":
+        return textwrap.fill(text, width, subsequent_indent=indent)
+    lines, line = [], ""
+    for piece in re.findall(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u2e80-\u9fff"
+                            r"\uf900-\ufaff\uff00-\uffef]+|\s+", text):
+        limit = width - (_columns(indent) if lines else 0)
+        # A line may not start with closing punctuation (，。；：）、): it stays on the last.
+        if line and _columns(line + piece) > limit and piece not in _NO_LINE_START:
+            lines.append(line.rstrip())
+            line = "" if piece.isspace() else piece
+        else:
+            line += piece
+    lines.append(line.rstrip())
+    return ("\n" + indent).join(lines)
 
 
 def _lettering(seed: int, key: str) -> int:
@@ -273,8 +321,11 @@ def _lettering(seed: int, key: str) -> int:
 
 
 def _lettered_questions(choices: Mapping[str, Choice], seed: int) -> dict[str, str]:
-    return {key: f"{c.question} " + "; ".join(f"({k}) {v}" for k, v in
-                                              c.lettered(_lettering(seed, key)).items())
+    """Each question with its lettered options, as the learner reads them (translated)."""
+    return {key: _("{question} {options}").format(
+                question=_(c.question),
+                options=_("; ").join(_("({letter}) {option}").format(letter=k, option=_(v))
+                                     for k, v in c.lettered(_lettering(seed, key)).items()))
             for key, c in choices.items()}
 
 
@@ -286,14 +337,16 @@ def _letter(choices: Mapping[str, Choice], seed: int, key: str, words: str) -> s
 
 
 PS_QUESTIONS = {
-    "zombies": "How many zombies does the listing show?",
-    "must_wait": "Which PID must call wait() for those zombies to go away?",
-    "pids_held": "How many PIDs of the pod's namespace were in use while this ps ran?",
-    "states": "What do the STAT letters Z, S, R and l mean? A dict: {'Z': ..., 'S': ..., ...}",
+    "zombies": N_("How many zombies does the listing show?"),
+    "must_wait": N_("Which PID must call wait() for those zombies to go away?"),
+    "pids_held": N_("How many PIDs of the pod's namespace were in use while this ps ran?"),
+    "states": N_("What do the STAT letters Z, S, R and l mean? A dict: {'Z': ..., 'S': ..., "
+                 "...}"),
 }
 PS_RULE_KEYS = ("adopter", "after_exit", "kill9", "without_e")
-_STATE_WORDS = {"Z": ("zombie", "defunct"), "S": ("sleep", "interruptible"),
-                "R": ("run",), "l": ("thread",)}
+# A learner of either edition may answer in either language.
+_STATE_WORDS = {"Z": ("zombie", "defunct", "僵尸"), "S": ("sleep", "interruptible", "睡眠", "休眠"),
+                "R": ("run", "运行"), "l": ("thread", "线程")}
 
 
 @dataclass(frozen=True)
@@ -306,7 +359,7 @@ class PsExercise:
 
     @property
     def listing(self) -> str:
-        head = f"$ {PS_COMMAND}      (inside the pod, shareProcessNamespace: true)"
+        head = f"$ {PS_COMMAND}      " + _("(inside the pod, shareProcessNamespace: true)")
         lines = [head, f"{'PID':>7} {'PPID':>7} NLWP STAT COMMAND"]
         lines += [f"{r.pid:>7} {r.ppid:>7} {r.nlwp:>4} {r.stat:<4} {r.args}" for r in self.rows]
         return "\n".join(lines)
@@ -315,10 +368,11 @@ class PsExercise:
     def questions(self) -> dict[str, str]:
         gone, orphan = self.orphan
         name = next(os.path.basename(r.args.split()[0]) for r in self.rows if r.pid == gone)
-        rules = {"adopter": f"If PID {gone} ({name}) exits now, all its threads with it, which "
-                            f"PID becomes the parent of PID {orphan}?"}
+        rules = {"adopter": _("If PID {gone} ({name}) exits now, all its threads with it, "
+                              "which PID becomes the parent of PID {orphan}?").format(
+                                  gone=gone, name=name, orphan=orphan)}
         rules.update(_lettered_questions(PS_CHOICES, self.seed))
-        return {**PS_QUESTIONS, **rules}
+        return {**{k: _(q) for k, q in PS_QUESTIONS.items()}, **rules}
 
     def letter(self, key: str, words: str) -> str:
         """The letter of the option of question `key` that contains `words`."""
@@ -327,7 +381,7 @@ class PsExercise:
     def text(self) -> str:
         width = max(map(len, self.questions))
         return self.listing + "\n\n" + "\n".join(
-            f"{k:>{width}}: {textwrap.fill(q, 96 - width, subsequent_indent=' ' * (width + 2))}"
+            f"{k:>{width}}: {_fill(q, 96 - width, ' ' * (width + 2))}"
             for k, q in self.questions.items())
 
     def __str__(self) -> str:
@@ -353,9 +407,10 @@ def _ps_truth(ex: PsExercise) -> dict[str, int]:
 
 
 def _must_wait_hint(got: int) -> str:
-    first = ("PID 1 reaps the orphans it adopts; these zombies still have a living parent. "
-             if got == 1 else "")
-    return first + "Only a zombie's parent can reap it (wait(2)): which column names it?"
+    if got == 1:
+        return _("PID 1 reaps the orphans it adopts; these zombies still have a living parent. "
+                 "Only a zombie's parent can reap it (wait(2)): which column names it?")
+    return _("Only a zombie's parent can reap it (wait(2)): which column names it?")
 
 
 def check_ps(answers: Mapping[str, object], who: str | None = None) -> Result:
@@ -363,26 +418,27 @@ def check_ps(answers: Mapping[str, object], who: str | None = None) -> Result:
     toward the rule, never the right value."""
     ex = ps_exercise(who)
     truth = _ps_truth(ex)
-    check = _Answers(answers, PS_QUESTIONS)
-    check.number("zombies", truth["zombies"], lambda got: (
+    check = _Answers(answers, {k: q for k, q in ex.questions.items() if k in PS_QUESTIONS})
+    check.number("zombies", truth["zombies"], lambda got: _(
         "Count the lines whose STAT begins with Z (ps(1) PROCESS STATE CODES; ps also marks "
         "them <defunct>). A line in S is alive, whatever its command"))
     check.number("must_wait", truth["must_wait"], _must_wait_hint)
-    check.number("pids_held", truth["pids_held"], lambda got: (
+    check.number("pids_held", truth["pids_held"], lambda got: _(
         "Count tasks, not lines: every thread holds a PID of the namespace (the NLWP column; "
         "the l in STAT; notebook 07, proc(5) /proc/PID/task), a zombie holds its PID until it "
         "is reaped, and ps itself held one while it ran"))
     states = check.given("states")
     if states is not Ellipsis and not isinstance(states, Mapping):
-        check.problems.append(f"states: a dict like {{'Z': '...', ...}}, not {states!r}")
+        check.wrong_answer("states", _("states: a dict like {{'Z': '...', ...}}, not "
+                                       "{states!r}").format(states=states))
     elif states is not Ellipsis:
         for letter, words in _STATE_WORDS.items():
             said = states.get(letter)
             if not isinstance(said, str) or not any(w in said.lower() for w in words):
-                check.problems.append(
-                    f"states: {letter} does not mean {said!r}: see ps(1) PROCESS STATE CODES "
-                    "(and proc(5), /proc/PID/stat field 3)")
-    return check.result("ps listing")
+                check.wrong_answer("states", _(
+                    "states: {letter} does not mean {said!r}: see ps(1) PROCESS STATE CODES "
+                    "(and proc(5), /proc/PID/stat field 3)").format(letter=letter, said=said))
+    return check.result(_("ps listing"))
 
 
 def check_ps_rules(answers: Mapping[str, object], who: str | None = None) -> Result:
@@ -391,50 +447,52 @@ def check_ps_rules(answers: Mapping[str, object], who: str | None = None) -> Res
     questions = {k: v for k, v in ex.questions.items() if k in PS_RULE_KEYS}
     check = _Answers(answers, questions)
     check.number("adopter", _ps_truth(ex)["adopter"], lambda got: (
-        ("0 is not a process. " if got == 0 else "") + ORPHAN_HINT))
+        _("0 is not a process. {rule}").format(rule=_(ORPHAN_HINT)) if got == 0 else
+        _(ORPHAN_HINT)))
     for key, choice in PS_CHOICES.items():
         check.choice(key, choice, _lettering(ex.seed, key))
-    return check.result("ps rules")
+    return check.result(_("ps rules"))
 
 
 # --- 3. pods, PID 1 and PID budgets (notebooks 05-07) ---------------------------------------
 
 SIGTERM = Choice(
-    "A container's PID 1 installs no handler for SIGTERM, and `docker stop` sends it SIGTERM. "
-    "What happens?",
-    ("it exits at once, as any process would",
-     "nothing at first: the kernel drops a signal the PID 1 of a namespace has no handler for; "
-     "after the grace period (10 s by default) docker sends SIGKILL, which it cannot refuse",
-     "the kernel kills every process of the container at once"),
+    N_("A container's PID 1 installs no handler for SIGTERM, and `docker stop` sends it "
+       "SIGTERM. What happens?"),
+    (N_("it exits at once, as any process would"),
+     N_("nothing at first: the kernel drops a signal the PID 1 of a namespace has no handler "
+        "for; after the grace period (10 s by default) docker sends SIGKILL, which it cannot "
+        "refuse"),
+     N_("the kernel kills every process of the container at once")),
     1,
-    {0: "Is the PID 1 of a PID namespace like any process when a signal comes? Read "
-        "pid_namespaces(7) on the namespace's init and signals (notebook 05)",
-     2: "The kernel kills the rest of a namespace when its PID 1 exits (pid_namespaces(7)); "
-        "does a signal without a handler make PID 1 exit?"})
+    {0: N_("Is the PID 1 of a PID namespace like any process when a signal comes? Read "
+           "pid_namespaces(7) on the namespace's init and signals (notebook 05)"),
+     2: N_("The kernel kills the rest of a namespace when its PID 1 exits (pid_namespaces(7)); "
+           "does a signal without a handler make PID 1 exit?")})
 ISOLATED = Choice(
-    "In a pod without shareProcessNamespace (the default), a process in the app container is "
-    "orphaned, and nothing in that container is a subreaper. Which process adopts it?",
-    ("the pause, PID 1 of the pod",
-     "PID 1 of the app container's own PID namespace: the container's main process",
-     "the kubelet"),
+    N_("In a pod without shareProcessNamespace (the default), a process in the app container "
+       "is orphaned, and nothing in that container is a subreaper. Which process adopts it?"),
+    (N_("the pause, PID 1 of the pod"),
+     N_("PID 1 of the app container's own PID namespace: the container's main process"),
+     N_("the kubelet")),
     1,
-    {0: "Do the pause and the app share a PID namespace here? Only with shareProcessNamespace: "
-        "true (Kubernetes docs, 'Share Process Namespace between Containers in a Pod'; "
-        "notebook 05)",
-     2: "The new parent is looked for inside the orphan's PID namespace (kernel/exit.c "
-        "find_new_reaper): is the kubelet in it?"})
+    {0: N_("Do the pause and the app share a PID namespace here? Only with "
+           "shareProcessNamespace: true (Kubernetes docs, 'Share Process Namespace between "
+           "Containers in a Pod'; notebook 05)"),
+     2: N_("The new parent is looked for inside the orphan's PID namespace (kernel/exit.c "
+           "find_new_reaper): is the kubelet in it?")})
 TEARDOWN = Choice(
-    "How does the kubelet stop a pod?",
-    ("it kills the pause, and the kernel then kills everything else in the pod",
-     "it stops each container (its STOPSIGNAL, a grace period, 30 s by default, then SIGKILL), "
-     "and only then the sandbox with its pause",
-     "it sends SIGKILL to every process of the pod at once"),
+    N_("How does the kubelet stop a pod?"),
+    (N_("it kills the pause, and the kernel then kills everything else in the pod"),
+     N_("it stops each container (its STOPSIGNAL, a grace period, 30 s by default, then "
+        "SIGKILL), and only then the sandbox with its pause"),
+     N_("it sends SIGKILL to every process of the pod at once")),
     1,
-    {0: "That is the kernel's rule for a PID namespace whose PID 1 exits (pid_namespaces(7)), "
-        "not the kubelet's procedure: read 'Pod termination' in the Kubernetes docs "
-        "(notebook 06)",
-     2: "Would a database in the pod get a chance to write its files? Read 'Pod termination' in "
-        "the Kubernetes docs: is there a grace period?"})
+    {0: N_("That is the kernel's rule for a PID namespace whose PID 1 exits "
+           "(pid_namespaces(7)), not the kubelet's procedure: read 'Pod termination' in the "
+           "Kubernetes docs (notebook 06)"),
+     2: N_("Would a database in the pod get a chance to write its files? Read 'Pod "
+           "termination' in the Kubernetes docs: is there a grace period?")})
 POD_CHOICES = {"sigterm": SIGTERM, "isolated": ISOLATED, "teardown": TEARDOWN}
 
 
@@ -449,10 +507,11 @@ class PodExercise:
 
     @property
     def questions(self) -> dict[str, str]:
-        budget = (f"A pod's cgroup has pids.max = {self.pids_max}. In it run the pause (one "
-                  f"thread), a server with {self.threads} threads, and a worker (one thread) "
-                  "that forks children which exit at once and are never waited for. How many "
-                  "children can the worker fork before fork(2) fails with EAGAIN?")
+        budget = _("A pod's cgroup has pids.max = {pids_max}. In it run the pause (one thread), "
+                   "a server with {threads} threads, and a worker (one thread) that forks "
+                   "children which exit at once and are never waited for. How many children can "
+                   "the worker fork before fork(2) fails with EAGAIN?").format(
+                       pids_max=self.pids_max, threads=self.threads)
         return {"budget": budget, **_lettered_questions(POD_CHOICES, self.seed)}
 
     def letter(self, key: str, words: str) -> str:
@@ -460,8 +519,7 @@ class PodExercise:
         return _letter(POD_CHOICES, self.seed, key, words)
 
     def text(self) -> str:
-        return "\n".join(f"{k}: " + textwrap.fill(q, 88, subsequent_indent="    ")
-                         for k, q in self.questions.items())
+        return "\n".join(f"{k}: " + _fill(q, 88, "    ") for k, q in self.questions.items())
 
     def __str__(self) -> str:
         return self.text()
@@ -478,10 +536,10 @@ def check_pod(answers: Mapping[str, object], who: str | None = None) -> Result:
     """Check the answers to this student's PodExercise; hints, never the right values."""
     ex = pod_exercise(who)
     check = _Answers(answers, ex.questions)
-    check.number("budget", ex.pids_max - ex.threads - 2, lambda got: (
+    check.number("budget", ex.pids_max - ex.threads - 2, lambda got: _(
         "A zombie keeps its PID until it is reaped, and the pids controller counts every task "
         "of the cgroup: each thread of each process, the pause and the worker included "
         "(cgroups(7); notebook 07). fork fails when one more task would pass pids.max"))
     for key, choice in POD_CHOICES.items():
         check.choice(key, choice, _lettering(ex.seed, key))
-    return check.result("pods, PID 1 and budgets")
+    return check.result(_("pods, PID 1 and budgets"))

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from labkit import checks, limits, procfs, programs
+from labkit.i18n import _, language, use
 
 STORM = 1000             # children in the reaper's storm
 HANDLER_NAME = "on_sigchld"
@@ -50,6 +51,8 @@ class Result:
     problems: list[str]
     measured: str = ""
     facts: dict = field(default_factory=dict)
+    # The language its problems were written in: str() says the verdict in the same one.
+    lang: str = field(default_factory=language, repr=False, compare=False)
 
     @property
     def correct(self) -> bool:
@@ -59,9 +62,17 @@ class Result:
         return self.correct
 
     def __str__(self) -> str:
-        head = f"{self.exercise}: " + ("correct" if self.correct else "not yet")
+        with use(self.lang):
+            return self._text()
+
+    def _text(self) -> str:
+        # Whole lines, not fragments: a translation may order the title, verdict and measure.
         if self.measured:
-            head += f" ({self.measured})"
+            head = (_("{exercise}: correct ({measured})") if self.correct else
+                    _("{exercise}: not yet ({measured})"))
+        else:
+            head = _("{exercise}: correct") if self.correct else _("{exercise}: not yet")
+        head = head.format(exercise=self.exercise, measured=self.measured)
         return head + "".join(f"\n- {p}" for p in self.problems)
 
     def __repr__(self) -> str:
@@ -77,16 +88,18 @@ def handler_source(handler: Callable | str, name: str = HANDLER_NAME) -> tuple[s
     if callable(handler):
         fname = getattr(handler, "__name__", "")
         if fname == "<lambda>" or not fname.isidentifier():
-            raise ValueError("give the handler as a function made with def (not a lambda), or "
-                             "as its source text")
+            raise ValueError(_("give the handler as a function made with def (not a lambda), "
+                               "or as its source text"))
         try:
             text = textwrap.dedent(inspect.getsource(handler))
         except (OSError, TypeError):
-            raise ValueError(f"the source of {fname} cannot be found (was it defined in this "
-                             "notebook or a file?); pass its source as a string instead") from None
+            raise ValueError(_("the source of {name} cannot be found (was it defined in this "
+                               "notebook or a file?); pass its source as a string instead")
+                             .format(name=fname)) from None
         return text, fname
     if not isinstance(handler, str):
-        raise TypeError(f"a handler is a function or its source text, not {handler!r}")
+        raise TypeError(_("a handler is a function or its source text, not {handler!r}")
+                        .format(handler=handler))
     text = textwrap.dedent(handler).strip("\n") + "\n"
     tree = ast.parse(text, "<your handler>")
     defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
@@ -97,8 +110,8 @@ def handler_source(handler: Callable | str, name: str = HANDLER_NAME) -> tuple[s
     named = [d for d in defs if d.name == name]
     if named or len(defs) == 1:
         return text, (named or defs)[0].name
-    raise ValueError(f"the source defines {len(defs)} functions and none is called {name}: "
-                     "say which is the handler by naming it so")
+    raise ValueError(_("the source defines {n} functions and none is called {name}: say which "
+                       "is the handler by naming it so").format(n=len(defs), name=name))
 
 
 def _storm_size(children: int) -> tuple[int, str]:
@@ -106,7 +119,7 @@ def _storm_size(children: int) -> tuple[int, str]:
     ceiling, why = limits.ceiling()
     if children <= ceiling:
         return children, ""
-    return ceiling, f" (not {children:,}: {why})"
+    return ceiling, _(" (not {children:,}: {why})").format(children=children, why=why)
 
 
 def run_reaper(source: str, name: str, children: int = STORM,
@@ -143,90 +156,113 @@ def run_reaper(source: str, name: str, children: int = STORM,
 
 
 def _call_words(report: dict) -> str:
-    return (f"your handler ran {report['storm_calls']:,} times and called wait "
-            f"{report['storm_waits']:,} times, reaping {report['storm_reaped']:,}")
+    return _("your handler ran {calls:,} times and called wait {waits:,} times, reaping "
+             "{reaped:,}").format(calls=report["storm_calls"], waits=report["storm_waits"],
+                                  reaped=report["storm_reaped"])
 
 
 def diagnose_reaper(report: dict) -> list[str]:
     """What is wrong with a handler, from labkit.reaper_trial's report (empty: nothing)."""
     if "timeout" in report:
-        return [f"the check's program did not finish within {report['timeout']:g} s: does your "
-                "handler loop forever? A loop must end when waitpid returns (0, 0) (children "
-                "left, none exited) or raises ChildProcessError (no children left)"]
+        return [_("the check's program did not finish within {timeout:g} s: does your handler "
+                  "loop forever? A loop must end when waitpid returns (0, 0) (children left, "
+                  "none exited) or raises ChildProcessError (no children left)")
+                .format(timeout=report["timeout"])]
     if "crashed" in report:
-        return [f"the check's program ended with status {report['crashed']} before it could "
-                f"report: {report['stderr'] or '(it said nothing)'}"]
+        return [_("the check's program ended with status {status} before it could report: "
+                  "{stderr}").format(status=report["crashed"],
+                                     stderr=report["stderr"] or _("(it said nothing)"))]
     if "setup_error" in report:
         kind, text = report["setup_error"]
-        return [f"your handler could not be defined: {kind}: {text}"]
+        return [_("your handler could not be defined: {kind}: {text}").format(kind=kind,
+                                                                              text=text)]
     problems = []
     n = report["forked"]
     blocked = report["longest"]
     if report["blocking_waits"] and blocked > BLOCKED_SECONDS:
-        problems.append(
-            f"your handler blocked for {blocked:.1f} s: it waits without os.WNOHANG (or calls "
+        problems.append(_(
+            "your handler blocked for {blocked:.1f} s: it waits without os.WNOHANG (or calls "
             "os.wait()), so once every exited child is reaped it waits for one that is still "
             "running (one child of the check lives on, as a real program's children do). While "
             "a handler runs, the whole program stands still. Pass os.WNOHANG: waitpid then "
             "returns (0, 0) at once when no exited child is left (waitpid(2))")
+            .format(blocked=blocked))
     elif report["blocking_waits"]:
-        problems.append(
-            f"your handler made {report['blocking_waits']:,} blocking waits (waitpid without "
-            "os.WNOHANG, or os.wait()): here each found a zombie at once, but with no exited "
-            "child left it would wait for a running one and stop the whole program. Pass "
-            "os.WNOHANG (waitpid(2))")
+        problems.append(_(
+            "your handler made {waits:,} blocking waits (waitpid without os.WNOHANG, or "
+            "os.wait()): here each found a zombie at once, but with no exited child left it "
+            "would wait for a running one and stop the whole program. Pass os.WNOHANG "
+            "(waitpid(2))").format(waits=report["blocking_waits"]))
     zombies = report["storm_zombies"]
     if zombies:
-        said = f"{zombies:,} of the {n:,} children remain zombies after the storm"
+        said = dict(zombies=zombies, n=n)
         if report["storm_calls"] == 0:
-            problems.append(f"{said}: your handler never ran")
+            problems.append(_("{zombies:,} of the {n:,} children remain zombies after the "
+                              "storm: your handler never ran").format(**said))
         elif report["storm_waits"] == 0:
-            problems.append(f"{said}: your handler never calls os.waitpid (or os.wait): nothing "
-                            "reaps them. Call waitpid(-1, os.WNOHANG) in a loop")
+            problems.append(_("{zombies:,} of the {n:,} children remain zombies after the "
+                              "storm: your handler never calls os.waitpid (or os.wait): "
+                              "nothing reaps them. Call waitpid(-1, os.WNOHANG) in a loop")
+                            .format(**said))
         elif report["storm_waits"] <= report["storm_calls"]:
-            problems.append(
-                f"{said}: {_call_words(report)}. It calls waitpid once per signal, but signals "
-                "coalesce: while one SIGCHLD is pending, more children's exits add nothing, so "
-                "one call of the handler may stand for many dead children (signal(7)). Loop: "
-                "call waitpid(-1, os.WNOHANG) until it returns (0, 0)")
+            problems.append(_(
+                "{zombies:,} of the {n:,} children remain zombies after the storm: {calls}. It "
+                "calls waitpid once per signal, but signals coalesce: while one SIGCHLD is "
+                "pending, more children's exits add nothing, so one call of the handler may "
+                "stand for many dead children (signal(7)). Loop: call waitpid(-1, os.WNOHANG) "
+                "until it returns (0, 0)").format(calls=_call_words(report), **said))
         else:
-            problems.append(
-                f"{said}: {_call_words(report)}. It stops before every exited child is reaped: "
-                "loop until waitpid(-1, os.WNOHANG) returns (0, 0), which means no exited child "
-                "is left")
+            problems.append(_(
+                "{zombies:,} of the {n:,} children remain zombies after the storm: {calls}. It "
+                "stops before every exited child is reaped: loop until waitpid(-1, os.WNOHANG) "
+                "returns (0, 0), which means no exited child is left")
+                .format(calls=_call_words(report), **said))
     elif not report["storm_settled"]:
-        problems.append(f"the {n:,} children had not all exited and been reaped within "
-                        f"{SETTLE_SECONDS:g} s: is your handler very slow?")
+        problems.append(_("the {n:,} children had not all exited and been reaped within "
+                          "{settle:g} s: is your handler very slow?")
+                        .format(n=n, settle=SETTLE_SECONDS))
     if not report["sleeper_alive"] and not blocked > BLOCKED_SECONDS:
-        problems.append("the child that should have lived on was gone before its time: does "
-                        "your handler kill children? A reaper only collects the ones that exit")
+        problems.append(_("the child that should have lived on was gone before its time: does "
+                          "your handler kill children? A reaper only collects the ones that "
+                          "exit"))
     if not zombies and report["last_zombies"]:
-        problems.append("the last child stayed a zombie when it exited: your handler stopped "
-                        "reaping after the storm")
+        problems.append(_("the last child stayed a zombie when it exited: your handler stopped "
+                          "reaping after the storm"))
+    problems += _raised(report)
+    return problems
+
+
+def _raised(report: dict) -> list[str]:
+    """What the handler raised, each different error once."""
+    problems = []
     seen = []
     for error in report["errors"]:
         if error in seen:
             continue
         seen.append(error)
         kind, text, phase = error
-        when = ("when the last child was reaped and the process had no children left"
-                if phase == "last" else "during the storm")
+        when = (_("when the last child was reaped and the process had no children left")
+                if phase == "last" else _("during the storm"))
         if kind == "ChildProcessError":
-            problems.append(
-                f"your handler raised ChildProcessError ({text}) {when}: waitpid(-1, ...) fails "
+            problems.append(_(
+                "your handler raised ChildProcessError ({text}) {when}: waitpid(-1, ...) fails "
                 "with ECHILD when there are no children at all (waitpid(2)). Catch "
                 "ChildProcessError and return. In a real program the exception would surface "
                 "wherever the main program happened to be, and end it")
+                .format(text=text, when=when))
         elif kind == "NotImplementedError":
-            problems.append("your handler raised NotImplementedError: write its body (replace "
-                            "`raise NotImplementedError()`)")
+            problems.append(_("your handler raised NotImplementedError: write its body (replace "
+                              "`raise NotImplementedError()`)"))
         elif kind == "TypeError" and "positional argument" in text:
-            problems.append(f"your handler raised TypeError: {text}: a signal handler is called "
-                            "with two arguments, the signal number and the current stack frame")
+            problems.append(_("your handler raised TypeError: {text}: a signal handler is called "
+                              "with two arguments, the signal number and the current stack "
+                              "frame").format(text=text))
         else:
-            problems.append(f"your handler raised {kind}: {text} ({when})")
+            problems.append(_("your handler raised {kind}: {text} ({when})")
+                            .format(kind=kind, text=text, when=when))
     if report["error_count"] > len(report["errors"]):
-        problems.append(f"(in all, {report['error_count']:,} calls of your handler raised)")
+        problems.append(_("(in all, {count:,} calls of your handler raised)")
+                        .format(count=report["error_count"]))
     return problems
 
 
@@ -238,11 +274,12 @@ def check_reaper(handler: Callable | str, children: int = STORM,
     nothing raises."""
     children = checks.count(children, "children", low=1, high=100_000)
     timeout = checks.seconds(timeout, "timeout", low=1.0, high=600.0)
-    title = "SIGCHLD reaper"
+    title = _("SIGCHLD reaper")
     try:
         source, name = handler_source(handler)
     except SyntaxError as exc:
-        return Result(title, [f"your handler does not compile: line {exc.lineno}: {exc.msg}"])
+        return Result(title, [_("your handler does not compile: line {line}: {error}")
+                              .format(line=exc.lineno, error=exc.msg)])
     except ValueError as exc:
         return Result(title, [str(exc)])
     n, fewer = _storm_size(children)
@@ -250,12 +287,14 @@ def check_reaper(handler: Callable | str, children: int = STORM,
     problems = diagnose_reaper(report)
     measured = ""
     if "forked" in report:
-        measured = (f"{report['forked']:,} children exited at once{fewer}; "
-                    f"{report['storm_zombies']:,} zombies remained; meanwhile the handler ran "
-                    f"{report['storm_calls']:,} times and called wait {report['storm_waits']:,} "
-                    "times")
+        measured = _("{forked:,} children exited at once{fewer}; {zombies:,} zombies remained; "
+                     "meanwhile the handler ran {calls:,} times and called wait {waits:,} times"
+                     ).format(forked=report["forked"], fewer=fewer,
+                              zombies=report["storm_zombies"], calls=report["storm_calls"],
+                              waits=report["storm_waits"])
         if "fork_error" in report:
-            measured += f"; fork was refused after {report['forked']:,} ({report['fork_error'][1]})"
+            measured = _("{measured}; fork was refused after {forked:,} ({error})").format(
+                measured=measured, forked=report["forked"], error=report["fork_error"][1])
     return Result(title, problems, measured, report)
 
 
@@ -281,8 +320,8 @@ def _fake_true(directory: str) -> str:
 
 
 def _pids_list(pids: list[int], most: int = 5) -> str:
-    shown = ", ".join(map(str, sorted(pids)[:most]))
-    return f"PIDs {shown}" + (", ..." if len(pids) > most else "")
+    shown = ", ".join(map(str, sorted(pids)[:most])) + (", ..." if len(pids) > most else "")
+    return _("PIDs {pids}").format(pids=shown)
 
 
 def check_popen(run_true: Callable[[int], object], n: int = 50,
@@ -291,15 +330,17 @@ def check_popen(run_true: Callable[[int], object], n: int = 50,
     count the commands it left as zombies of this process. The check finds `true` on PATH as a
     script of its own that notes each run, and reaps the zombies it finds afterwards."""
     n = checks.count(n, "n", low=1, high=500)
-    title = "Popen loop"
+    title = _("Popen loop")
     if not callable(run_true):
-        return Result(title, [f"give the function itself (run_true), not {run_true!r}"])
+        return Result(title, [_("give the function itself (run_true), not {given!r}")
+                              .format(given=run_true)])
     me = os.getpid()
     before = set(_children_of(me))
     directory = tempfile.mkdtemp(prefix="labkit-exercise-")
     problems: list[str] = []
     new: dict[int, str] = {}
     returned = None
+    raised = False
     old_path = os.environ.get("PATH", os.defpath)
     try:
         _fake_true(directory)
@@ -308,8 +349,10 @@ def check_popen(run_true: Callable[[int], object], n: int = 50,
             returned = run_true(n)
         except Exception as exc:  # the learner's bug, reported like the rest
             returned = None
-            problems.append(f"your function raised {type(exc).__name__}: {exc}"
-                            if str(exc) else f"your function raised {type(exc).__name__}")
+            raised = True
+            problems.append(_("your function raised {kind}: {error}").format(
+                kind=type(exc).__name__, error=exc) if str(exc) else
+                _("your function raised {kind}").format(kind=type(exc).__name__))
         finally:
             os.environ["PATH"] = old_path
         # The commands it started exit on their own time: wait (with a deadline) until none of
@@ -330,35 +373,25 @@ def check_popen(run_true: Callable[[int], object], n: int = 50,
     zombies = sorted(p for p, s in new.items() if s == "Z" and p in ran)
     others = sorted(p for p, s in new.items() if s == "Z" and p not in ran)
     if not ran:
-        problems.append("none of your commands ran `true`: start them with "
-                        "subprocess.Popen([\"true\"]) (found on PATH)")
+        problems.append(_("none of your commands ran `true`: start them with "
+                          "subprocess.Popen([\"true\"]) (found on PATH)"))
     elif len(ran) != n:
-        problems.append(f"you ran `true` {len(ran)} times, not {n}")
-    raised = any(p.startswith("your function raised") for p in problems)
+        problems.append(_("you ran `true` {ran} times, not {n}").format(ran=len(ran), n=n))
     if zombies:
-        waited = len(ran) - len(zombies)
-        are = "is a zombie" if len(zombies) == 1 else "are zombies"
-        text = (f"{len(zombies)} of the {len(ran)} `true` commands you started {are} of "
-                f"this process ({_pids_list(zombies)}): each exited, and nothing waited for it. "
-                "A Popen's child stays a zombie until the Popen is waited for: p.wait() (or "
-                "p.communicate(), or p.poll() once it has exited) calls waitpid(2). Wait for "
-                "each before you return, or use subprocess.run, which waits")
-        if waited and not raised:
-            text += (f". {waited} were reaped, so your code waits for some but not all: "
-                     "poll() reaps only a command that has already exited, and returns None for "
-                     "one still running")
-        problems.append(text)
+        problems.append(_zombie_words(zombies, len(ran), raised))
     if others:
-        problems.append(f"{len(others)} other children of this process are zombies "
-                        f"({_pids_list(others)}): commands other than `true`, left unwaited")
+        problems.append(_("{count} other children of this process are zombies ({pids}): "
+                          "commands other than `true`, left unwaited")
+                        .format(count=len(others), pids=_pids_list(others)))
     if not raised:
         if returned is None:
-            problems.append(f"your function returned None: return how many of the commands "
-                            f"exited with status 0 ({len(ran)} did)")
+            problems.append(_("your function returned None: return how many of the commands "
+                              "exited with status 0 ({ran} did)").format(ran=len(ran)))
         elif returned != len(ran) and ran:
-            problems.append(f"your function returned {returned!r}, but all {len(ran)} `true` "
-                            f"commands exited with status 0: a command's status is known only "
-                            "once it has been waited for (poll() returns None while it runs)")
+            problems.append(_("your function returned {returned!r}, but all {ran} `true` "
+                              "commands exited with status 0: a command's status is known only "
+                              "once it has been waited for (poll() returns None while it runs)")
+                            .format(returned=returned, ran=len(ran)))
     # Leave this process as we found it: reap what the function leaked (a Popen that is waited
     # for later finds its child gone, ECHILD, and takes status 0).
     for pid in zombies + others:
@@ -366,12 +399,35 @@ def check_popen(run_true: Callable[[int], object], n: int = 50,
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
-    were = "was" if len(zombies) == 1 else "were"
-    measured = (f"`true` ran {len(ran)} times; {len(zombies)} {were} left as zombies of this "
-                f"process, now reaped by the check" if zombies else
-                f"`true` ran {len(ran)} times; no zombie was left")
+    measured = (_("`true` ran {ran} times; {zombies} was left as a zombie of this process, "
+                  "now reaped by the check") if len(zombies) == 1 else
+                _("`true` ran {ran} times; {zombies} were left as zombies of this process, now "
+                  "reaped by the check") if zombies else
+                _("`true` ran {ran} times; no zombie was left"))
+    measured = measured.format(ran=len(ran), zombies=len(zombies))
     return Result(title, problems, measured,
                   {"ran": len(ran), "zombies": zombies, "returned": returned})
+
+
+def _zombie_words(zombies: list[int], ran: int, raised: bool) -> str:
+    """What the leaked zombies say about the learner's code (whole sentences, for translators)."""
+    said = dict(count=len(zombies), ran=ran, pids=_pids_list(zombies))
+    text = (_("{count} of the {ran} `true` commands you started is a zombie of this process "
+              "({pids}): each exited, and nothing waited for it. A Popen's child stays a zombie "
+              "until the Popen is waited for: p.wait() (or p.communicate(), or p.poll() once it "
+              "has exited) calls waitpid(2). Wait for each before you return, or use "
+              "subprocess.run, which waits") if len(zombies) == 1 else
+            _("{count} of the {ran} `true` commands you started are zombies of this process "
+              "({pids}): each exited, and nothing waited for it. A Popen's child stays a zombie "
+              "until the Popen is waited for: p.wait() (or p.communicate(), or p.poll() once it "
+              "has exited) calls waitpid(2). Wait for each before you return, or use "
+              "subprocess.run, which waits")).format(**said)
+    waited = ran - len(zombies)
+    if waited and not raised:
+        text = _("{text}. {waited} were reaped, so your code waits for some but not all: poll() "
+                 "reaps only a command that has already exited, and returns None for one still "
+                 "running").format(text=text, waited=waited)
+    return text
 
 
 def zombie_children() -> list[int]:

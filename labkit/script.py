@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from labkit import checks
+from labkit.i18n import N_, _
 from labkit.observe import ZOMBIE
 
 INIT = "init"           # the lab root, as the trees name it
@@ -23,14 +24,14 @@ NAMES = "abcdefghijklmnopqrstuvwxyz"
 FIRST = "a"
 MAX_ACTIONS = 60
 # Who adopts an orphan, as the kernel decides it (kernel/exit.c find_new_reaper).
-ADOPTION_RULE = ("Linux gives an orphan to another live thread of its parent, else to the "
+ADOPTION_RULE = N_("Linux gives an orphan to another live thread of its parent, else to the "
                  "nearest living ancestor that is a child subreaper, else to PID 1 of its PID "
                  "namespace (prctl(2), kernel/exit.c find_new_reaper); no actor is a subreaper, "
                  "so here that is init: a grandparent adopts only when it is that subreaper or "
                  "that init")
 
 _SYNTAX = re.compile(r"^(?P<x>[^+\-~]*)(?:(?P<op>[+~])(?P<y>[^+\-~]*)|(?P<exit>-))$")
-_HELP = ("use x+y (x forks y), x- (x exits), x~ (x waits for its exited children) "
+_HELP = N_("use x+y (x forks y), x- (x exits), x~ (x waits for its exited children) "
          "or x~y (x waits for y)")
 
 
@@ -40,8 +41,12 @@ class ScriptError(ValueError):
 
     def __init__(self, index: int, action: str, reason: str) -> None:
         self.index, self.action, self.reason = index, action, reason
-        where = f"action {index} {action!r}: " if index else ""
-        super().__init__(where + reason)
+        if index:
+            reason_text = _("action {index} {action!r}: {reason}").format(
+                index=index, action=action, reason=reason)
+        else:
+            reason_text = reason
+        super().__init__(reason_text)
 
 
 class Action(NamedTuple):
@@ -56,10 +61,12 @@ class Action(NamedTuple):
 
     def describe(self) -> str:
         if self.op == "fork":
-            return f"{self.actor} forks {self.target}"
-        if self.op == "exit":
-            return f"{self.actor} exits"
-        return f"{self.actor} waits" + (f" for {self.target}" if self.target else "")
+            text = _("{actor} forks {target}")
+        elif self.op == "exit":
+            text = _("{actor} exits")
+        else:
+            text = _("{actor} waits for {target}") if self.target else _("{actor} waits")
+        return text.format(actor=self.actor, target=self.target)
 
 
 def parse(script: str | Sequence[str], reaping_init: bool = True) -> list[Action]:
@@ -82,23 +89,25 @@ def _syntax(script: str | Sequence[str]) -> list[Action]:
     elif isinstance(script, Sequence) and all(isinstance(t, str) for t in script):
         texts = list(script)
     else:
-        raise TypeError(f"a script is a string like 'a+b; b-' or a list of actions like "
-                        f"['a+b', 'b-'], not {script!r}")
+        raise TypeError(_("a script is a string like 'a+b; b-' or a list of actions like "
+                          "['a+b', 'b-'], not {script!r}").format(script=script))
     texts = ["".join(t.split()) for t in texts]
     texts = [t for t in texts if t]
     if len(texts) > MAX_ACTIONS:
-        raise ScriptError(0, "", f"a script has at most {MAX_ACTIONS} actions, not {len(texts)}")
+        raise ScriptError(0, "", _("a script has at most {most} actions, not {n}").format(
+            most=MAX_ACTIONS, n=len(texts)))
     actions = []
     for index, text in enumerate(texts, 1):
         m = _SYNTAX.match(text)
         if m is None:
-            raise ScriptError(index, text, f"not an action: {_HELP}")
+            raise ScriptError(index, text, _("not an action: {help}").format(help=_(_HELP)))
         names = [m["x"]] + ([m["y"]] if m["op"] == "+" or m["y"] else [])
         for name in names:
             if not (len(name) == 1 and name in NAMES):
-                shown = f"not {name!r}" if name else "and one is missing"
-                raise ScriptError(index, text, f"names must be one lowercase letter, a to z "
-                                               f"({shown})")
+                reason = (_("names must be one lowercase letter, a to z (not {name!r})") if name
+                          else _("names must be one lowercase letter, a to z (and one is "
+                                 "missing)"))
+                raise ScriptError(index, text, reason.format(name=name))
         op = "fork" if m["op"] == "+" else "exit" if m["exit"] else "wait"
         actions.append(Action(index, text, op, m["x"], m["y"] or None))
     return actions
@@ -135,49 +144,55 @@ class Model:
         return {n: (p.parent, ZOMBIE if p.state == "zombie" else "alive")
                 for n, p in self.procs.items() if p.state != "gone"}
 
-    def _actor(self, action: Action, verb: str) -> Proc:
+    def _actor(self, action: Action) -> Proc:
         proc = self.procs.get(action.actor)
         if proc is None:
-            raise ScriptError(action.index, action.text, f"no process named {action.actor}")
-        if proc.state == "zombie":
-            raise ScriptError(action.index, action.text, f"{action.actor} has exited (it is a "
-                                                         f"zombie) and cannot {verb}")
-        if proc.state == "gone":
-            raise ScriptError(action.index, action.text, f"{action.actor} has exited and been "
-                                                         f"reaped: it cannot {verb}")
+            raise ScriptError(action.index, action.text, _("no process named {name}").format(
+                name=action.actor))
+        # One sentence per verb: a translation cannot take the verb as a word to slot in.
+        said = {("zombie", "fork"): N_("{name} has exited (it is a zombie) and cannot fork"),
+                ("zombie", "exit"): N_("{name} has exited (it is a zombie) and cannot exit"),
+                ("zombie", "wait"): N_("{name} has exited (it is a zombie) and cannot wait"),
+                ("gone", "fork"): N_("{name} has exited and been reaped: it cannot fork"),
+                ("gone", "exit"): N_("{name} has exited and been reaped: it cannot exit"),
+                ("gone", "wait"): N_("{name} has exited and been reaped: it cannot wait")}
+        if proc.state in ("zombie", "gone"):
+            raise ScriptError(action.index, action.text,
+                              _(said[proc.state, action.op]).format(name=action.actor))
         return proc
 
     def apply(self, action: Action) -> None:
         i, text, x, y = action.index, action.text, action.actor, action.target
         if action.op == "fork":
             if x == y:
-                raise ScriptError(i, text, f"{x} cannot fork itself")
-            self._actor(action, "fork")
+                raise ScriptError(i, text, _("{x} cannot fork itself").format(x=x))
+            self._actor(action)
             if y in self.procs:
-                raise ScriptError(i, text, f"{y} already exists (names are not reused)")
+                raise ScriptError(i, text, _("{y} already exists (names are not reused)")
+                                  .format(y=y))
             self.procs[y] = Proc(x, events=[(i, "forked", x)])
         elif action.op == "exit":
-            self._actor(action, "exit")
+            self._actor(action)
             self._exit(i, x)
         else:
-            self._actor(action, "wait")
+            self._actor(action)
             if y is None:
                 for child in self.children(x, "zombie"):
                     self._reap(i, child, x)
                 return
             child = self.procs.get(y)
             if child is None:
-                raise ScriptError(i, text, f"no process named {y}")
+                raise ScriptError(i, text, _("no process named {name}").format(name=y))
             if child.parent != x:
-                raise ScriptError(i, text, f"{y} is not {x}'s child (its parent is "
-                                           f"{child.parent}): a process waits only for its "
-                                           f"own children")
+                raise ScriptError(i, text, _("{y} is not {x}'s child (its parent is {parent}): "
+                                             "a process waits only for its own children")
+                                  .format(y=y, x=x, parent=child.parent))
             if child.state == "gone":
-                raise ScriptError(i, text, f"{y} has already been reaped")
+                raise ScriptError(i, text, _("{y} has already been reaped").format(y=y))
             if child.state == "alive":
-                raise ScriptError(i, text, f"{y} is still running: {x} would wait for ever "
-                                           f"(the script does one action at a time); let {y} "
-                                           f"exit first ({y}-)")
+                raise ScriptError(i, text, _("{y} is still running: {x} would wait for ever (the "
+                                             "script does one action at a time); let {y} exit "
+                                             "first ({y}-)").format(y=y, x=x))
             self._reap(i, y, x)
 
     def _exit(self, i: int, name: str) -> None:
@@ -209,7 +224,7 @@ def render(structure: Mapping[str, tuple[str, str]]) -> str:
         └── c
     """
     kids: dict[str, list[str]] = {}
-    for name, (parent, _) in structure.items():
+    for name, (parent, _state) in structure.items():
         kids.setdefault(parent if parent in structure else INIT, []).append(name)
     lines = [INIT]
 
@@ -242,20 +257,22 @@ def random_script(seed: int | str, actions: int = 5, fork_percentage: float = 0.
     the script asks who adopts: drafts without one are drawn again, from the same generator.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, str)):
-        raise TypeError(f"seed must be an int (or a str), not {seed!r}")
+        raise TypeError(_("seed must be an int (or a str), not {seed!r}").format(seed=seed))
     actions = checks.count(actions, "actions", low=1, high=MAX_ACTIONS)
     if isinstance(fork_percentage, bool) or not isinstance(fork_percentage, (int, float)) \
             or not 0.0 < fork_percentage <= 1.0:
-        raise ValueError(f"fork_percentage must be a number in (0, 1], not {fork_percentage!r}")
+        raise ValueError(_("fork_percentage must be a number in (0, 1], not {value!r}").format(
+            value=fork_percentage))
     wait = checks.flag(wait, "wait")
     orphan = checks.flag(orphan, "orphan")
     rng = random.Random(seed)
-    for _ in range(1000):
+    for _attempt in range(1000):
         texts, model = _draft(rng, actions, fork_percentage, wait)
         if not orphan or any(e[1] == "adopted" for p in model.procs.values() for e in p.events):
             return "; ".join(texts)
-    raise ValueError(f"no script of {actions} actions with an orphan was found for seed "
-                     f"{seed!r}: give more actions or a higher fork_percentage")
+    raise ValueError(_("no script of {actions} actions with an orphan was found for seed "
+                       "{seed!r}: give more actions or a higher fork_percentage").format(
+                           actions=actions, seed=seed))
 
 
 def _draft(rng: random.Random, actions: int, fork_percentage: float,
