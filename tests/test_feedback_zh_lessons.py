@@ -5,12 +5,15 @@ The PID budget first, on a real lab: what enforces it, and the kernel's refusal 
 
 from __future__ import annotations
 
+import io
 import re
+from contextlib import redirect_stdout
 
 import pytest
 
 import labkit
-from labkit import budget, exhaustion, i18n
+from labkit import budget, container, exhaustion, i18n, podtour, recorded
+from labkit.errors import NamespaceUnavailable
 
 pytestmark = pytest.mark.user  # learners read these lines as uid 1000 (Binder, a hub)
 
@@ -82,3 +85,59 @@ def test_a_reaped_zombie_is_told_in_chinese(english):
     with pytest.raises(labkit.LabError) as info, i18n.use("zh"):
         exhaustion.zombie_memory(2 ** 22 + 1)  # above any pid_max: no such process
     assert "僵尸进程一旦被回收，就什么也不会留下" in str(info.value)
+
+
+# --- notebooks 05 and 06: the pause, the pod, and the recorded runs --------------------------
+
+def test_the_pauses_signal_masks_are_named_in_chinese_while_their_keys_stay_english(english):
+    with i18n.use("zh"):
+        shown = container.signals_of_the_pauses()
+    assert shown["sets"]["sleep 60"]["SigCgt"] == []  # compared by code: English keys, values
+    assert any(line.startswith("  捕获（有处理函数）") for line in shown["lines"]), shown["lines"]
+    assert "  忽略                 SIGPIPE SIGXFSZ" in shown["lines"]  # the Python pause
+    with i18n.use("zh"), pytest.raises(labkit.AgentError) as info:
+        container.wait_until(lambda: False, "x", timeout=0)
+    assert str(info.value) == "0 秒内未能等到：x"
+    with pytest.raises(labkit.AgentError) as info:
+        container.wait_until(lambda: False, "x", timeout=0)
+    assert str(info.value) == "x did not happen within 0 s"
+
+
+def test_the_subreaper_pod_is_described_in_chinese_and_in_english_outside(english):
+    with i18n.use("zh"):
+        near = podtour.subreaper_pod()
+    assert near["orphan_adopted_by_pause"] is True  # the same real facts, said in Chinese
+    assert "：一个子进程收割者，处在这个 notebook 的命名空间中" in near["lines"][0], near["lines"]
+    assert near["lines"][-1].endswith("（没有任何隔离）：全部")
+    assert "a child subreaper" in podtour.subreaper_pod()["lines"][0]
+
+
+def test_a_bad_pod_hostname_is_refused_in_chinese_before_anything_starts(english):
+    with i18n.use("zh"), pytest.raises(ValueError) as info:
+        labkit.Pod(hostname="no spaces")
+    assert str(info.value).startswith("不允许使用 hostname 'no spaces'"), str(info.value)
+    with pytest.raises(ValueError, match="is not allowed: use 1 to 64 characters"):
+        labkit.Pod(hostname="no spaces")
+
+
+def denied() -> dict:
+    """What container.pause_as_pid1 raises where the kernel refuses a PID namespace."""
+    raise NamespaceUnavailable(container._("no new PID namespace here: {said}").format(
+        said="labkit.unshare: new pid namespaces (unshare) refused: EPERM"))
+
+
+def test_a_recorded_run_is_labelled_recorded_in_chinese_with_the_kernels_reason(english):
+    out = io.StringIO()
+    with i18n.use("zh"), redirect_stdout(out):
+        lesson = recorded.Lesson("05-the-pause-container")
+        lesson.show("pause_as_pid1", denied)
+        lesson.show("sighup_then_sigterm_to_pid1", denied)
+    text = out.getvalue()
+    assert text.count("RECORDED（录制的结果，不是在这里运行的）") == 2, text
+    assert "在这台机器上无法运行：这里无法创建新的 PID 命名空间：labkit.unshare" in text
+    assert "在这台机器上无法运行：（见上文）" in text
+    out = io.StringIO()
+    with redirect_stdout(out):
+        recorded.Lesson("05-the-pause-container").show("pause_as_pid1", denied)
+    assert "Not possible on this machine: no new PID namespace here: " in out.getvalue()
+    assert "RECORDED, not run here: a real run on " in out.getvalue()
