@@ -141,3 +141,28 @@ def test_a_recorded_run_is_labelled_recorded_in_chinese_with_the_kernels_reason(
         recorded.Lesson("05-the-pause-container").show("pause_as_pid1", denied)
     assert "Not possible on this machine: no new PID namespace here: " in out.getvalue()
     assert "RECORDED, not run here: a real run on " in out.getvalue()
+
+
+# --- the dashboard (notebook 02) -------------------------------------------------------------
+
+def test_the_dashboards_status_line_speaks_chinese_and_english_outside(english):
+    from labkit.widgets import Dashboard  # only this test needs ipywidgets
+
+    with labkit.Lab(max_procs=50) as lab:
+        dash = Dashboard(lab, policy="none", children=5, autostart=False)
+        try:
+            assert dash.message.endswith("is ready (policy 'none'): press Fork"), dash.message
+            with i18n.use("zh"):
+                dash.fork_button.click()
+                assert dash.message.startswith(f"父进程 {dash.parent.pid}（策略 'none'）fork 了 "
+                                               "5 个子进程；它们立即退出"), dash.message
+                lab.wait_for(lambda s: len(s.zombies) == 5)
+                dash.kill_button.click()
+                assert "它仍然是僵尸进程——只有 wait() 才能清除它" in dash.message, dash.message
+                assert "它仍然是僵尸进程" in dash.status.value
+                dash.reap_button.click()
+                assert "回收了 5 个子进程：它们的 PID 又空出来了" in dash.message, dash.message
+            dash.kill_button.click()  # nothing left to kill: the refusal, in English again
+            assert dash.message == "LabError: there is no zombie to kill right now"
+        finally:
+            dash.close()
