@@ -12,7 +12,7 @@ from contextlib import redirect_stdout
 import pytest
 
 import labkit
-from labkit import budget, container, exhaustion, i18n, podtour, recorded
+from labkit import adoption, budget, container, exhaustion, i18n, podtour, probing, recorded
 from labkit.errors import NamespaceUnavailable
 
 pytestmark = pytest.mark.user  # learners read these lines as uid 1000 (Binder, a hub)
@@ -166,3 +166,34 @@ def test_the_dashboards_status_line_speaks_chinese_and_english_outside(english):
             assert dash.message == "LabError: there is no zombie to kill right now"
         finally:
             dash.close()
+
+
+# --- the doctor (notebook 00) ----------------------------------------------------------------
+
+def test_the_doctor_speaks_chinese_and_keeps_its_keys_and_values_english(english):
+    with i18n.use("zh"):
+        report = labkit.doctor(measure=False)
+        text = str(report)
+        table = report._repr_html_()
+    assert text.startswith("labkit doctor：这台机器允许做什么，逐项实际试过或测量过"), text
+    assert "\n  孤儿进程交给  " in text and CHINESE.search(report["orphans"]["summary"]), text
+    assert "<th>本机情况</th>" in table and "<b>子进程收割者</b>" in table
+    assert report["lab_mode"]["summary"] == report["lab_mode"]["mode"]  # a mode's name, as code
+    exempt = report["rlimit_nproc"]["exempt"]
+    assert exempt is None or not CHINESE.search(exempt)  # the fact's value: English for code
+    english_report = str(labkit.doctor(measure=False))
+    assert english_report.startswith("labkit doctor: what this machine allows, tried or measured")
+    assert "\n  Orphans go to      " in english_report
+
+
+def test_who_adopts_orphans_is_told_in_chinese(english):
+    measured = {"adopter_pid": 1, "adopter_name": "bash", "measured_at": 0.0, "orphan_pid": 9,
+                "reaped": False, "reap_ms": None, "timeout_s": 5.0}
+    with i18n.use("zh"):
+        fact = adoption.describe_orphans(measured, cached=True)
+        failed = probing._answer(3, b"", b"boom")
+    assert fact["summary"].startswith("PID 1（bash）；它在 5 秒内没有回收测试用的孤儿进程（测量于 ")
+    assert fact["meaning"].startswith("它不回收：落到它手里的每个孤儿进程都会一直是僵尸")
+    assert failed["error"] == "探测进程失败（退出状态 3）：boom"
+    assert adoption.describe_orphans(measured, cached=True)["summary"].startswith(
+        "PID 1 (bash); it did NOT reap the test orphan within 5 s")
