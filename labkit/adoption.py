@@ -18,6 +18,7 @@ import time
 from datetime import datetime
 
 from labkit import linux, procfs
+from labkit.i18n import _
 from labkit.probing import fact as _fact
 from labkit.probing import read_text as _read
 from labkit.probing import refusal as _refusal
@@ -43,14 +44,16 @@ def measure_orphan(timeout: float = REAP_TIMEOUT) -> dict:
         finally:
             os.close(rfd)
         if not answer.get("ok"):
-            return {"error": f"the probe could not make an orphan: {_refusal(answer)}"}
+            return {"error": _("the probe could not make an orphan: {why}").format(
+                why=_refusal(answer))}
         pid, start = answer["pid"], answer["start"]
         adopter = _adopter(pid, start)
     finally:
         os.close(wfd)  # EOF: the orphan exits now, whatever happened above
     exited = time.monotonic()
     if adopter is None:
-        return {"error": f"the orphan {pid} was gone before its PPID could be read"}
+        return {"error": _("the orphan {pid} was gone before its PPID could be read").format(
+            pid=pid)}
     if adopter["adopter_pid"] == os.getpid():
         reaped_ms = _reap_ourselves(pid, start, exited, timeout)
     else:
@@ -208,9 +211,9 @@ def orphans_fact(measure: bool = True, refresh: bool = False,
     if hit is not None:
         return describe_orphans(hit, cached=True, cache_file=hit.get("cache_file"))
     if not measure:
-        return _fact("not measured (measure=False)",
-                     "labkit.doctor() measures it with one short-lived orphan, whose zombie may "
-                     "remain where PID 1 does not reap", measured=False, cached=False)
+        return _fact(_("not measured (measure=False)"),
+                     _("labkit.doctor() measures it with one short-lived orphan, whose zombie "
+                       "may remain where PID 1 does not reap"), measured=False, cached=False)
     result = measure_orphan(timeout)
     path = None
     if "error" not in result:
@@ -229,22 +232,25 @@ def _is_subreaper() -> bool:
 
 def _orphans_self_unmeasured() -> dict:
     me = os.getpid()
-    return _fact(f"this process (PID {me}): it is a child subreaper (not measured)",
-                 "orphans of its descendants come back to it, and are reaped only when its own "
-                 "code calls wait(2); PID 1's behaviour was not measured",
+    return _fact(_("this process (PID {pid}): it is a child subreaper (not measured)").format(
+                     pid=me),
+                 _("orphans of its descendants come back to it, and are reaped only when its "
+                   "own code calls wait(2); PID 1's behaviour was not measured"),
                  measured=False, cached=False, adopter_pid=me, adopter_is_self=True)
 
 
 def describe_orphans(result: dict, cached: bool, cache_file: str | None = None) -> dict:
     """The orphan measurement as a fact: who adopted, did it reap, and what that means."""
     if "error" in result:
-        return _fact(f"not measured: {result['error']}", "run labkit.doctor() again",
+        return _fact(_("not measured: {why}").format(why=result["error"]),
+                     _("run labkit.doctor() again"),
                      measured=False, cached=False, error=result["error"])
     pid, name = result["adopter_pid"], result["adopter_name"]
     is_self = pid == os.getpid() and not cached
     when = datetime.fromtimestamp(result["measured_at"]).strftime("%Y-%m-%d %H:%M:%S")
-    how = (f"measured at {when}, cached" if cached else f"measured at {when}"
-           + (f", cached for this boot in {cache_file}" if cache_file else ""))
+    how = (_("measured at {when}, cached") if cached else
+           _("measured at {when}, cached for this boot in {cache_file}") if cache_file else
+           _("measured at {when}")).format(when=when, cache_file=cache_file)
     data = dict(measured=True, cached=cached, measured_at=when, adopter_pid=pid,
                 adopter_name=name, adopter_is_pid1=pid == 1, adopter_is_self=is_self,
                 orphan_pid=result["orphan_pid"], reaped=result["reaped"],
@@ -252,29 +258,38 @@ def describe_orphans(result: dict, cached: bool, cache_file: str | None = None) 
                 timeout_s=result["timeout_s"],
                 zombie_may_remain=not result["reaped"] and not is_self, cache_file=cache_file,
                 error=None)
-    who = (f"this process (PID {pid}, {name}), a child subreaper" if is_self else
-           f"PID 1 ({name})" if pid == 1 else f"the subreaper PID {pid} ({name}), not PID 1")
-    return _fact(f"{who}; {_reaped_text(data, is_self)} ({how})",
+    who = (_("this process (PID {pid}, {name}), a child subreaper") if is_self else
+           _("PID 1 ({name})") if pid == 1 else
+           _("the subreaper PID {pid} ({name}), not PID 1")).format(pid=pid, name=name)
+    return _fact(_("{who}; {reaped} ({how})").format(who=who, reaped=_reaped_text(data, is_self),
+                                                      how=how),
                  _orphans_meaning(data, is_self), **data)
 
 
 def _reaped_text(data: dict, is_self: bool) -> str:
     if is_self:
-        return "the doctor reaped the test orphan itself with waitpid"
+        return _("the doctor reaped the test orphan itself with waitpid")
     if data["reaped"]:
-        return f"it reaped the test orphan {data['reap_ms']:.0f} ms after it exited"
-    return f"it did NOT reap the test orphan within {data['timeout_s']:g} s"
+        return _("it reaped the test orphan {ms:.0f} ms after it exited").format(
+            ms=data["reap_ms"])
+    return _("it did NOT reap the test orphan within {timeout:g} s").format(
+        timeout=data["timeout_s"])
 
 
 def _orphans_meaning(data: dict, is_self: bool) -> str:
-    pid1 = "" if data["adopter_is_pid1"] else "; PID 1's own behaviour was not measured"
+    pid1 = "" if data["adopter_is_pid1"] else _("; PID 1's own behaviour was not measured")
     if is_self:
-        return ("orphans of this process's descendants come back to it, and are reaped only "
-                "when its own code calls wait(2)" + pid1)
-    if not data["reaped"]:
-        return ("it does not reap: every orphan that reaches it stays a zombie (one zombie from "
-                "this measurement may remain); labs use their own init, which reaps" + pid1)
-    where = "" if data["adopter_is_pid1"] else "orphans here go to that subreaper"
-    speed = ("promptly" if data["reap_ms"] < 200 else
-             "but slowly (it polls): zombies linger meanwhile")
-    return f"{where + ', which ' if where else 'it '}reaps {speed}{pid1}"
+        said = _("orphans of this process's descendants come back to it, and are reaped only "
+                 "when its own code calls wait(2)")
+    elif not data["reaped"]:
+        said = _("it does not reap: every orphan that reaches it stays a zombie (one zombie "
+                 "from this measurement may remain); labs use their own init, which reaps")
+    elif data["reap_ms"] < 200:
+        said = (_("it reaps promptly") if data["adopter_is_pid1"] else
+                _("orphans here go to that subreaper, which reaps promptly"))
+    else:
+        said = (_("it reaps but slowly (it polls): zombies linger meanwhile")
+                if data["adopter_is_pid1"] else
+                _("orphans here go to that subreaper, which reaps but slowly (it polls): "
+                  "zombies linger meanwhile"))
+    return said + pid1

@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 from labkit import checks, limits, linux, procfs
 from labkit.errors import BudgetUnavailable, CapacityError
+from labkit.i18n import N_, _
 from labkit.pause import EXIT_BUDGET
 
 CGROUP_ENV = "LABKIT_PIDS_CGROUP"  # a cgroup directory where labs may make their own
@@ -46,6 +47,9 @@ RMDIR_TIMEOUT = 5.0
 CAP_SYS_ADMIN = 21
 CAP_SYS_RESOURCE = 24
 IDENTITY_MAP = "0 0 4294967295"  # /proc/self/uid_map in the initial user namespace
+# Why RLIMIT_NPROC does not bind: English in the doctor's facts, translated for a learner.
+EXEMPT_ROOT = N_("real uid 0 (root) is exempt")
+EXEMPT_CAP = N_("{name} is in CapEff")
 
 
 def _read(path: str) -> str | None:
@@ -65,14 +69,14 @@ def pids_cgroup() -> tuple[str, str] | None:
         return ("v2" if v2 else "v1"), delegated
     mounts = linux.mounts()
     lines = [line.split(":", 2) for line in (_read("/proc/self/cgroup") or "").splitlines()]
-    for _, controllers, path in lines:
+    for _hierarchy, controllers, path in lines:
         if "pids" in controllers.split(","):
             for point, kind, options in mounts:
                 if kind == "cgroup" and "pids" in options:
                     return "v1", os.path.normpath(os.path.join(point, path.lstrip("/")))
     for hierarchy, controllers, path in lines:
         if hierarchy == "0" and controllers == "":
-            for point, kind, _ in mounts:
+            for point, kind, _options in mounts:
                 directory = os.path.normpath(os.path.join(point, path.lstrip("/")))
                 available = (_read(os.path.join(directory, "cgroup.controllers")) or "").split()
                 if kind == "cgroup2" and "pids" in available:
@@ -80,22 +84,24 @@ def pids_cgroup() -> tuple[str, str] | None:
     return None
 
 
-def nproc_exemption() -> str | None:
-    """Why RLIMIT_NPROC would not stop this process's forks, or None if it would.
+def nproc_exemption(translated: bool = False) -> str | None:
+    """Why RLIMIT_NPROC would not stop this process's forks, or None if it would: in English
+    (the doctor's fact), or in the learner's language when `translated`.
 
     kernel/fork.c lets real uid 0 of the initial user namespace, and CAP_SYS_RESOURCE or
     CAP_SYS_ADMIN there, fork past the limit. Inside a user namespace of our own neither applies.
     """
+    say = _ if translated else str
     if " ".join((_read("/proc/self/uid_map") or "").split()) != IDENTITY_MAP:
         return None
     if os.getuid() == 0:
-        return "real uid 0 (root) is exempt"
+        return say(EXEMPT_ROOT)
     status = dict(line.partition(":")[::2] for line in (_read("/proc/self/status") or "")
                   .splitlines())
     caps = int(status.get("CapEff", "0").strip() or "0", 16)
     for bit, name in ((CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE"), (CAP_SYS_ADMIN, "CAP_SYS_ADMIN")):
         if caps & (1 << bit):
-            return f"{name} is in CapEff"
+            return say(EXEMPT_CAP).format(name=name)
     return None
 
 
@@ -122,11 +128,11 @@ def ucounts_per_namespace() -> bool:
 def check_limit(value: object, max_procs: int) -> int:
     """A pid_limit: an int (not a bool) from LAB_OWN up to the lab's max_procs."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool) and value < LAB_OWN:
-        raise ValueError(f"pid_limit={value} is too small: the lab itself holds {LAB_OWN} PIDs "
-                         "(its root, its agent and one parent), so allow at least "
-                         f"{LAB_OWN}; its children get what is left")
+        raise ValueError(_("pid_limit={value} is too small: the lab itself holds {own} PIDs "
+                           "(its root, its agent and one parent), so allow at least {own}; its "
+                           "children get what is left").format(value=value, own=LAB_OWN))
     return checks.count(value, "pid_limit", low=LAB_OWN, high=max_procs,
-                        why_high="(the lab's max_procs: raise max_procs too)")
+                        why_high=_("(the lab's max_procs: raise max_procs too)"))
 
 
 class Budget:
@@ -157,9 +163,10 @@ class Budget:
         if self.kind != "cgroup" or self.cgroup is not None:
             return
         if not os.path.isdir(self.parent):
-            raise OSError(errno.ENOENT, f"{self.parent} does not exist")
+            raise OSError(errno.ENOENT, _("{path} does not exist").format(path=self.parent))
         if not os.path.exists(os.path.join(self.parent, "cgroup.procs")):
-            raise OSError(errno.ENOTDIR, f"{self.parent} is not a cgroup (no cgroup.procs)")
+            raise OSError(errno.ENOTDIR, _("{path} is not a cgroup (no cgroup.procs)").format(
+                path=self.parent))
         # Named after us, so that the next lab can remove it if we are killed before release().
         path = os.path.join(self.parent,
                             f"{CGROUP_PREFIX}{linux.owner_tag()}-{secrets.token_hex(4)}")
@@ -170,9 +177,10 @@ class Budget:
                           f"({exc.strerror})") from None
         try:
             if not os.path.exists(os.path.join(path, "pids.max")):
-                raise OSError(errno.ENOENT, f"{self.parent} does not give its children the "
-                              "pids controller (no pids.max in a new cgroup there: on v2, "
-                              "pids is not in its cgroup.subtree_control)")
+                raise OSError(errno.ENOENT, _(
+                    "{path} does not give its children the pids controller (no pids.max in a new "
+                    "cgroup there: on v2, pids is not in its cgroup.subtree_control)").format(
+                        path=self.parent))
             with open(os.path.join(path, "pids.max"), "w") as f:
                 f.write(str(self.limit))
         except OSError:
@@ -194,8 +202,9 @@ class Budget:
                 return
             except OSError as exc:
                 if time.monotonic() > deadline:
-                    warnings.warn(f"labkit: could not remove the lab's cgroup {path}: "
-                                  f"{exc.strerror}", RuntimeWarning, stacklevel=2)
+                    warnings.warn(_("labkit: could not remove the lab's cgroup {path}: "
+                                    "{strerror}").format(path=path, strerror=exc.strerror),
+                                  RuntimeWarning, stacklevel=2)
                     return
             time.sleep(0.01)
 
@@ -213,8 +222,8 @@ class Budget:
             try:
                 self.acquire()  # again, after a failed start released it
             except OSError as exc:
-                raise BudgetUnavailable(
-                    f"the lab's cgroup could not be made: {exc.strerror}") from None
+                raise BudgetUnavailable(_("the lab's cgroup could not be made: {why}").format(
+                    why=exc.strerror)) from None
             return ["--cgroup", self.cgroup]
         # The limit counts tasks that are not the lab's: the root's launcher (labkit.unshare,
         # or the subreaper lab's keeper: labkit.lab), started after this count, and, unless
@@ -225,55 +234,61 @@ class Budget:
                               and ucounts_per_namespace())
         self.baseline = launcher + (0 if self.per_namespace else tasks_of(os.getuid()))
         self.nproc = self.baseline + self.limit
-        _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
         if hard != resource.RLIM_INFINITY and self.nproc > hard:
-            raise CapacityError(
-                f"pid_limit={self.limit} does not fit under this user's RLIMIT_NPROC hard limit "
-                f"({hard}): {self.baseline} of its tasks are running. Ask for at most "
-                f"{max(0, hard - self.baseline)}")
+            raise CapacityError(_(
+                "pid_limit={limit} does not fit under this user's RLIMIT_NPROC hard limit "
+                "({hard}): {running} of its tasks are running. Ask for at most {most}").format(
+                    limit=self.limit, hard=hard, running=self.baseline,
+                    most=max(0, hard - self.baseline)))
         return ["--nproc", str(self.nproc)]
 
     def describe(self) -> str:
         """What enforces the budget, in words: lab.limit_mechanism."""
         if self.kind == "cgroup":
-            return (f"cgroup pids.max ({self.version}): {self.cgroup}/pids.max = {self.limit}; "
-                    "every process of the lab counts, zombies until they are reaped")
+            return _("cgroup pids.max ({version}): {cgroup}/pids.max = {limit}; every process of "
+                     "the lab counts, zombies until they are reaped").format(
+                         version=self.version, cgroup=self.cgroup, limit=self.limit)
         uid = os.getuid()
         if self.per_namespace:
-            text = (f"RLIMIT_NPROC in the lab's user namespace: its uid 0 (uid {uid} outside) "
-                    f"may have at most {self.nproc} processes there, one of them the "
-                    f"namespace's launcher, so the lab's share is {self.limit} (Linux >= 5.14 "
-                    "counts RLIMIT_NPROC per user namespace)")
+            text = _("RLIMIT_NPROC in the lab's user namespace: its uid 0 (uid {uid} outside) "
+                     "may have at most {nproc} processes there, one of them the namespace's "
+                     "launcher, so the lab's share is {limit} (Linux >= 5.14 counts RLIMIT_NPROC "
+                     "per user namespace)").format(uid=uid, nproc=self.nproc, limit=self.limit)
         else:
-            text = (f"RLIMIT_NPROC: uid {uid} may have at most {self.nproc} processes (threads "
-                    f"count too); {self.baseline} were running when the lab started, so the "
-                    f"lab's share is {self.limit}. Not the lab's alone: if the user's other "
-                    "processes grow, the lab gets fewer")
-        return f"{text}. No cgroup of its own: {self.why_not_cgroup}"
+            text = _("RLIMIT_NPROC: uid {uid} may have at most {nproc} processes (threads count "
+                     "too); {running} were running when the lab started, so the lab's share is "
+                     "{limit}. Not the lab's alone: if the user's other processes grow, the lab "
+                     "gets fewer").format(uid=uid, nproc=self.nproc, running=self.baseline,
+                                          limit=self.limit)
+        return _("{text}. No cgroup of its own: {why}").format(text=text,
+                                                               why=self.why_not_cgroup)
 
     def full(self, lab_procs: int, zombies: int) -> str:
         """What a fork refused with EAGAIN means under this budget, and what to do."""
         if self.kind == "cgroup":
             name, used, cap = f"pids.max = {self.limit}", self.current(), self.limit
         elif self.per_namespace:
-            name = (f"RLIMIT_NPROC = {self.nproc} in its user namespace, the lab's share "
-                    f"{self.limit}")
+            name = _("RLIMIT_NPROC = {nproc} in its user namespace, the lab's share "
+                     "{limit}").format(nproc=self.nproc, limit=self.limit)
             used, cap = lab_procs + self.baseline, self.nproc
         else:
-            name = (f"RLIMIT_NPROC = {self.nproc} for uid {os.getuid()}, the lab's share "
-                    f"{self.limit}")
+            name = _("RLIMIT_NPROC = {nproc} for uid {uid}, the lab's share {limit}").format(
+                nproc=self.nproc, uid=os.getuid(), limit=self.limit)
             used, cap = tasks_of(os.getuid()), self.nproc
         if used is not None and used < cap:
-            return (f"The lab's PID budget ({name}) is not full ({used} in use), so another "
-                    "limit was reached: the machine's pid_max, or an enclosing cgroup's "
-                    "pids.max (labkit.doctor() shows them)")
+            return _("The lab's PID budget ({name}) is not full ({used} in use), so another "
+                     "limit was reached: the machine's pid_max, or an enclosing cgroup's "
+                     "pids.max (labkit.doctor() shows them)").format(name=name, used=used)
         live = lab_procs - zombies
         if not zombies:
-            return (f"The lab's PID budget ({name}) is full: its {live} live processes hold "
-                    "every PID. Let a parent exit (parent.exit()), or wait for children to end")
-        return (f"The lab's PID budget ({name}) is full: {zombies} zombies hold PIDs, the lab's "
-                f"{live} live processes the rest. Reap them (parent.reap()) or let the parent "
-                "exit (parent.exit(): the lab root then reaps them), and fork again")
+            return _("The lab's PID budget ({name}) is full: its {live} live processes hold "
+                     "every PID. Let a parent exit (parent.exit()), or wait for children to "
+                     "end").format(name=name, live=live)
+        return _("The lab's PID budget ({name}) is full: {zombies} zombies hold PIDs, the lab's "
+                 "{live} live processes the rest. Reap them (parent.reap()) or let the parent "
+                 "exit (parent.exit(): the lab root then reaps them), and fork again").format(
+                     name=name, zombies=zombies, live=live)
 
     # --- what the kernel shows (labkit.exhaustion.describe, notebook 07) -------------------
 
@@ -308,7 +323,7 @@ class Budget:
         /proc/PID/limits (proc(5))."""
         if self.kind == "cgroup":
             if self.cgroup is None:
-                return ["(the lab's cgroup is gone: the lab is closed)"]
+                return [_("(the lab's cgroup is gone: the lab is closed)")]
             lines = []
             for name in ("pids.current", "pids.max", "pids.events"):
                 value = _read(os.path.join(self.cgroup, name))
@@ -318,7 +333,7 @@ class Budget:
         limits = (_read(f"/proc/{root_pid}/limits") or "").splitlines()
         shown = [line for line in limits if line.startswith(("Limit", "Max processes"))]
         return [f"/proc/{root_pid}/limits: {' '.join(line.split())}" for line in shown] or [
-            f"(/proc/{root_pid}/limits is gone: the lab root has exited)"]
+            _("(/proc/{pid}/limits is gone: the lab root has exited)").format(pid=root_pid)]
 
     def usage(self, lab_procs: int, root_pid: int) -> Usage:
         """The budget in numbers and in the kernel's words; `lab_procs`: the lab's processes
@@ -356,7 +371,7 @@ def plan(limit: int) -> Budget:
     """The budget for a lab of `limit` PIDs, by the first mechanism that binds here (a cgroup is
     made now); BudgetUnavailable if none does. Starts no process."""
     found = pids_cgroup()
-    why = "this process has no cgroup with the pids controller (/proc/self/cgroup)"
+    why = _("this process has no cgroup with the pids controller (/proc/self/cgroup)")
     if found is not None:
         budget = Budget(limit, "cgroup", *found)
         try:
@@ -364,18 +379,19 @@ def plan(limit: int) -> Budget:
             return budget
         except OSError as exc:
             why = exc.strerror
-    exempt = nproc_exemption()
+    exempt = nproc_exemption(translated=True)
     if exempt is None:
         return Budget(limit, "rlimit", why_not_cgroup=why)
-    raise BudgetUnavailable(
-        f"Lab(pid_limit={limit}) needs a kernel mechanism to enforce it, and none binds here. "
-        f"No cgroup of its own: {why}. RLIMIT_NPROC does not bind this process: {exempt} "
+    raise BudgetUnavailable(_(
+        "Lab(pid_limit={limit}) needs a kernel mechanism to enforce it, and none binds here. "
+        "No cgroup of its own: {why}. RLIMIT_NPROC does not bind this process: {exempt} "
         "(kernel/fork.c lets real uid 0, CAP_SYS_RESOURCE and CAP_SYS_ADMIN fork past it). "
         "Nothing was started, and nothing is simulated. What would work: run the lab as an "
         "unprivileged user (RLIMIT_NPROC binds there), or give it a cgroup with the pids "
         "controller where it may make a child: a writable /sys/fs/cgroup, or a delegated "
-        f"cgroup named by the environment variable {CGROUP_ENV}. Lab() without pid_limit still "
-        "works, capped by max_procs before each fork")
+        "cgroup named by the environment variable {env}. Lab() without pid_limit still "
+        "works, capped by max_procs before each fork").format(
+            limit=limit, why=why, exempt=exempt, env=CGROUP_ENV))
 
 
 class Usage(NamedTuple):
@@ -394,13 +410,15 @@ class Usage(NamedTuple):
         return self.in_use is not None and self.in_use >= self.limit
 
     def __str__(self) -> str:
-        who = ("enforced by the kernel: a fork past it fails with EAGAIN (fork(2))"
-               if self.by_kernel else "checked by labkit before each fork, NOT by the kernel: "
-               "no fork fails with EAGAIN here, labkit refuses with CapacityError")
-        count = ("the lab's own count" if self.own else
-                 f"shared: every task of uid {os.getuid()} counts, the lab's share is "
-                 f"{self.share}")
+        who = (_("enforced by the kernel: a fork past it fails with EAGAIN (fork(2))")
+               if self.by_kernel else _("checked by labkit before each fork, NOT by the kernel: "
+                                        "no fork fails with EAGAIN here, labkit refuses with "
+                                        "CapacityError"))
+        count = (_("the lab's own count") if self.own else
+                 _("shared: every task of uid {uid} counts, the lab's share is {share}").format(
+                     uid=os.getuid(), share=self.share))
         used = "?" if self.in_use is None else str(self.in_use)
-        lines = [f"{self.mechanism}, {who}.",
-                 f"{used} of {self.limit} in use ({count})."]
+        lines = [_("{mechanism}, {who}.").format(mechanism=self.mechanism, who=who),
+                 _("{used} of {limit} in use ({count}).").format(used=used, limit=self.limit,
+                                                               count=count)]
         return "\n".join(lines + [f"  {line}" for line in self.evidence])

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from labkit import procfs, programs, unshare
 from labkit.errors import AgentError, NamespaceUnavailable
+from labkit.i18n import N_, _
 
 START_TIMEOUT = 10.0   # seconds for a process to come up (a slow Binder start)
 STOP_TIMEOUT = 10.0
@@ -74,7 +75,8 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = STAR
     deadline = time.monotonic() + timeout
     while not (result := condition()):
         if time.monotonic() > deadline:
-            raise AgentError(f"{what} did not happen within {timeout:g} s")
+            raise AgentError(_("{what} did not happen within {timeout:g} s").format(
+                what=what, timeout=timeout))
         time.sleep(0.005)
     return result
 
@@ -95,9 +97,11 @@ def start_pause(argv: list[str] | None = None, ready: Callable[[int], bool] | No
     proc = _popen(argv or PAUSE, **kwargs)
     ready = ready or _is_pause
     wait_until(lambda: proc.poll() is not None or ready(proc.pid),
-               f"process {proc.pid} ({(argv or PAUSE)[-1]}) getting ready")
+               _("process {pid} ({name}) getting ready").format(pid=proc.pid,
+                                                                 name=(argv or PAUSE)[-1]))
     if proc.returncode is not None:
-        raise AgentError(f"{argv or PAUSE} exited at once with status {proc.returncode}")
+        raise AgentError(_("{argv} exited at once with status {status}").format(
+            argv=argv or PAUSE, status=proc.returncode))
     return proc
 
 
@@ -113,13 +117,14 @@ def start_as_pid1(argv: list[str], ready: Callable[[int], bool]) -> tuple[subpro
     launcher = _popen(unshare_command() + ["--", *argv], stderr=subprocess.PIPE, text=True)
     found = wait_until(lambda: launcher.poll() is not None or
                        next((c for c in procfs.children(launcher.pid) if ready(c)), None),
-                       f"{argv[0]} starting as PID 1")
+                       _("{name} starting as PID 1").format(name=argv[0]))
     if launcher.returncode is not None:
         said = launcher.stderr.read().strip()
         launcher.stderr.close()
         if launcher.returncode in unshare.REFUSED:
-            raise NamespaceUnavailable(f"no new PID namespace here: {said}")
-        raise AgentError(f"labkit.unshare exited with {launcher.returncode}: {said}")
+            raise NamespaceUnavailable(_("no new PID namespace here: {said}").format(said=said))
+        raise AgentError(_("labkit.unshare exited with {status}: {said}").format(
+            status=launcher.returncode, said=said))
     return launcher, found
 
 
@@ -160,9 +165,9 @@ def pause_as_pid1() -> dict:
     os.kill(pid1, signal.SIGTERM)
     stderr = _finish(launcher)
     return {"ns_pids": pids, "stderr": stderr, "status": launcher.returncode,
-            "lines": [f"the pause's PIDs, outside then inside: {pids}",
-                      "its standard error after SIGTERM:", *(f"  {line}" for line in stderr),
-                      f"exit status: {launcher.returncode}"]}
+            "lines": [_("the pause's PIDs, outside then inside: {pids}").format(pids=pids),
+                      _("its standard error after SIGTERM:"), *(f"  {line}" for line in stderr),
+                      _("exit status: {status}").format(status=launcher.returncode)]}
 
 
 def sighup_then_sigterm_to_pid1() -> dict:
@@ -172,8 +177,9 @@ def sighup_then_sigterm_to_pid1() -> dict:
     os.kill(pid1, signal.SIGTERM)
     stderr = _finish(launcher)
     return {"stderr": stderr, "status": launcher.returncode,
-            "lines": ["sent SIGHUP, then SIGTERM, to the pause as PID 1", "its standard error:",
-                      *(f"  {line}" for line in stderr), f"exit status: {launcher.returncode}"]}
+            "lines": [_("sent SIGHUP, then SIGTERM, to the pause as PID 1"),
+                      _("its standard error:"), *(f"  {line}" for line in stderr),
+                      _("exit status: {status}").format(status=launcher.returncode)]}
 
 
 def inits() -> tuple[dict[str, list[str]], list[str]]:
@@ -236,18 +242,24 @@ def docker_stop_table(as_pid1: bool = True, grace: float = 1.0) -> dict:
     """docker_stop for `sleep` alone and under each init: one row each."""
     found, missing = inits()
     rows = {name: docker_stop(argv, grace, as_pid1) for name, argv in found.items()}
-    where = "as PID 1 of a new PID namespace" if as_pid1 else "as an ordinary process"
-    lines = [f"docker stop with a {grace:g} s grace, each init {where}:"]
+    lines = [_("docker stop with a {grace:g} s grace, each init as PID 1 of a new PID "
+               "namespace:") if as_pid1 else
+             _("docker stop with a {grace:g} s grace, each init as an ordinary process:")]
+    lines[0] = lines[0].format(grace=grace)
     for name, row in rows.items():
-        left = f"  left running: {', '.join(row['left'])}" if row["left"] else ""
-        lines.append(f"  {name:24} exit status {row['status']:3}  after {row['seconds']} s{left}")
-    lines += [f"  ({name} is not installed here: apt-get install {name})" for name in missing]
+        left = (_("  left running: {names}").format(names=", ".join(row["left"]))
+                if row["left"] else "")
+        lines.append(_("  {name:24} exit status {status:3}  after {seconds} s{left}").format(
+            name=name, status=row["status"], seconds=row["seconds"], left=left))
+    lines += [_("  ({name} is not installed here: apt-get install {name})").format(name=name)
+              for name in missing]
     return {"rows": rows, "lines": lines}
 
 
 # --- what the kernel knows of a process's signals --------------------------------------------
 
-MASKS = {"SigCgt": "caught (a handler)", "SigBlk": "blocked", "SigIgn": "ignored"}
+MASKS = {"SigCgt": N_("caught (a handler)"), "SigBlk": N_("blocked"), "SigIgn": N_("ignored")}
+C_PAUSE = N_("a C pause (compiled here)")  # a key of signals_of_the_pauses()["sets"]
 
 
 def signal_sets(pid: int) -> dict[str, list[str]]:
@@ -294,9 +306,9 @@ def signals_of_the_pauses() -> dict:
         binary = build_pause_c(directory)
         procs = {}
         if binary is None:
-            lines.append("(no C compiler here, so no C pause: apt-get install gcc)")
+            lines.append(_("(no C compiler here, so no C pause: apt-get install gcc)"))
         else:
-            procs["a C pause (compiled here)"] = start_pause([binary], _catches_sigterm, **quiet)
+            procs[C_PAUSE] = start_pause([binary], _catches_sigterm, **quiet)
         procs["labkit.pause (Python)"] = start_pause(**quiet)
         procs["sleep 60"] = start_pause(["sleep", "60"], lambda pid: comm(pid) == "sleep")
         sets = {name: signal_sets(proc.pid) for name, proc in procs.items()}
@@ -304,8 +316,8 @@ def signals_of_the_pauses() -> dict:
         proc.terminate()
         proc.wait(STOP_TIMEOUT)
     for name, masks in sets.items():
-        lines.append(name)
-        lines += [f"  {MASKS[mask]:18} {' '.join(masks[mask]) or '-'}" for mask in MASKS]
+        lines.append(_(name))
+        lines += [f"  {_(MASKS[mask]):18} {' '.join(masks[mask]) or '-'}" for mask in MASKS]
     return {"sets": sets, "lines": lines}
 
 

@@ -13,8 +13,12 @@ from typing import Any
 
 from labkit.dashboard_text import explain
 from labkit.errors import CapacityError, LabError
+from labkit.i18n import N_, _
 from labkit.lab import KillReport, Lab, Parent
 from labkit.observe import Series, Snapshot
+
+NO_PARENT = {"reap": N_("no parent to reap: press Fork or Reset to start one"),
+             "exit": N_("no parent to exit: press Fork or Reset to start one")}
 
 
 class DashboardActions:
@@ -46,7 +50,7 @@ class DashboardActions:
         except (LabError, ValueError, TypeError, OSError) as e:
             self._say(explain(e), error=True)
         except Exception as e:  # a widget callback must not raise into the kernel's loop
-            self._say(f"unexpected {explain(e)}", error=True)
+            self._say(_("unexpected {error}").format(error=explain(e)), error=True)
         else:
             self._say(message)
         finally:
@@ -54,7 +58,7 @@ class DashboardActions:
         try:
             self.refresh()
         except Exception as e:  # the same
-            self._say(f"refresh failed: {explain(e)}", error=True)
+            self._say(_("refresh failed: {error}").format(error=explain(e)), error=True)
 
     def _mark(self, label: str) -> None:
         if self.series.times:
@@ -67,46 +71,52 @@ class DashboardActions:
             return self.parent
         have = len(self.lab.snapshot())
         if have + 1 + extra > self.lab.max_procs:
-            raise CapacityError(
-                f"this lab has {have} processes (zombies included) and max_procs="
-                f"{self.lab.max_procs}: a new parent and {extra} children would not fit. "
-                "Reap the zombies or let a parent exit")
+            raise CapacityError(_(
+                "this lab has {have} processes (zombies included) and max_procs={max}: a new "
+                "parent and {extra} children would not fit. Reap the zombies or let a parent "
+                "exit").format(have=have, max=self.lab.max_procs, extra=extra))
         self.parent = self.lab.parent(self.policy.value)
         self._mark(f"parent {self.parent.pid}")
         return self.parent
 
     def _fork(self) -> str:
         n, lifetime = self.children.value, self.lifetime.value
-        self._say(f"forking {n}…", busy=True)  # fork(1000) takes a fraction of a second
+        self._say(_("forking {n}…").format(n=n), busy=True)  # fork(1000): a fraction of a second
         parent = self._live_parent(n)
         pids = parent.fork(n, lifetime=lifetime)
         self._mark(f"fork {n}")
-        ending = "exit at once" if lifetime == 0 else f"exit after {lifetime:g} s"
-        return (f"parent {parent.pid} (policy {parent.policy!r}) forked {len(pids)} "
-                f"{'child' if len(pids) == 1 else 'children'}; they {ending}")
+        ending = (_("they exit at once") if lifetime == 0 else
+                  _("they exit after {lifetime:g} s").format(lifetime=lifetime))
+        said = (_("parent {pid} (policy {policy!r}) forked {n} child; {ending}") if len(pids) == 1
+                else _("parent {pid} (policy {policy!r}) forked {n} children; {ending}"))
+        return said.format(pid=parent.pid, policy=parent.policy, n=len(pids), ending=ending)
 
     def _reap(self) -> str:
         parent = self._current("reap")
-        self._say(f"parent {parent.pid} is calling waitpid()…", busy=True)
+        self._say(_("parent {pid} is calling waitpid()…").format(pid=parent.pid), busy=True)
         n = parent.reap()
         self._mark(f"reap {n}")
-        return (f"parent {parent.pid} called waitpid() and reaped {n} "
-                f"{'child' if n == 1 else 'children'}: their PIDs are free again")
+        said = (_("parent {pid} called waitpid() and reaped {n} child: its PID is free again")
+                if n == 1 else
+                _("parent {pid} called waitpid() and reaped {n} children: their PIDs are free "
+                  "again"))
+        return said.format(pid=parent.pid, n=n)
 
     def _exit(self) -> str:
         parent = self._current("exit")
         kids = len(self.snapshot.children(parent.pid)) if self.snapshot else 0
         parent.exit()
         self._mark(f"parent {parent.pid} exits")
-        return (f"parent {parent.pid} exited: its {kids} children are orphans now, adopted by "
-                f"the lab root {self.lab.root_pid}"
-                + (", which reaps them" if self.lab.reap else
-                   ", which does not reap (reap=False): its zombies stay"))
+        said = (_("parent {pid} exited: its {kids} children are orphans now, adopted by the lab "
+                  "root {root}, which reaps them") if self.lab.reap else
+                _("parent {pid} exited: its {kids} children are orphans now, adopted by the lab "
+                  "root {root}, which does not reap (reap=False): its zombies stay"))
+        return said.format(pid=parent.pid, kids=kids, root=self.lab.root_pid)
 
     def _kill(self) -> str:
         zombies = self.lab.snapshot().zombies
         if not zombies:
-            raise LabError("there is no zombie to kill right now")
+            raise LabError(_("there is no zombie to kill right now"))
         mine = [z for z in zombies if self.parent is not None and z.ppid == self.parent.pid]
         z = (mine or zombies)[0]
         try:
@@ -115,32 +125,37 @@ class DashboardActions:
             done = KillReport(z.pid, z.ns_pid, z.ppid, sent=False, still_zombie=False)
         self.last_killed = z.pid
         self._mark(f"kill -9 {z.pid}")
-        inside = f" (PID {z.ns_pid} inside the lab)" if z.ns_pid != z.pid else ""
+        inside = (_(" (PID {ns_pid} inside the lab)").format(ns_pid=z.ns_pid)
+                  if z.ns_pid != z.pid else "")
         if not done.sent:
-            return (f"PID {z.pid}{inside} was reaped just before kill -9 could reach it; "
-                    "nothing was sent")
-        if done.still_zombie:
-            return (f"kill -9 sent to PID {z.pid}{inside}: it is still a zombie — only wait() "
-                    f"removes it (by its parent {z.ppid}, or by the lab root once that parent "
-                    "exits)")
-        return (f"kill -9 sent to PID {z.pid}{inside}; it is gone, but not by the signal: its "
-                "parent reaped it at the same moment")
+            said = _("PID {pid}{inside} was reaped just before kill -9 could reach it; nothing "
+                     "was sent")
+        elif done.still_zombie:
+            said = _("kill -9 sent to PID {pid}{inside}: it is still a zombie — only wait() "
+                     "removes it (by its parent {ppid}, or by the lab root once that parent "
+                     "exits)")
+        else:
+            said = _("kill -9 sent to PID {pid}{inside}; it is gone, but not by the signal: its "
+                     "parent reaped it at the same moment")
+        return said.format(pid=z.pid, inside=inside, ppid=z.ppid)
 
     def _reset(self) -> str:
         old = self.parent
         said = ""
         if old is not None and old.alive:
             old.exit()
-            said = f"parent {old.pid} exited (its children went to the lab root); "
+            said = _("parent {pid} exited (its children went to the lab root); ").format(
+                pid=old.pid)
         self.parent = None
         self.series = Series()
         self._drawn = None
         self.parent = self.lab.parent(self.policy.value)
-        return f"{said}new parent {self.parent.pid} with policy {self.parent.policy!r}"
+        return said + _("new parent {pid} with policy {policy!r}").format(
+            pid=self.parent.pid, policy=self.parent.policy)
 
     def _current(self, what: str) -> Parent:
         if self.parent is None:
-            raise LabError(f"no parent to {what}: press Fork or Reset to start one")
+            raise LabError(_(NO_PARENT[what]))
         return self.parent
 
     def _policy_changed(self, change: dict) -> None:
@@ -150,7 +165,7 @@ class DashboardActions:
         if self.snapshot is not None and not self.snapshot.children(parent.pid):
             self._act(self._reset)  # a parent with no children yet: swap it quietly
             return
-        self._say(f"parent {parent.pid} keeps policy {parent.policy!r} (a process sets its "
-                  f"SIGCHLD handling when it starts): press Reset for a new parent with "
-                  f"{policy!r}")
+        self._say(_("parent {pid} keeps policy {policy!r} (a process sets its SIGCHLD handling "
+                    "when it starts): press Reset for a new parent with {new!r}").format(
+                        pid=parent.pid, policy=parent.policy, new=policy))
         self._update_tooltips()

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from labkit import procfs
 from labkit.budget import Usage
 from labkit.errors import BudgetUnavailable, CapacityError, ForkRefused, LabError
+from labkit.i18n import _
 from labkit.lab import Lab, Parent
 from labkit.observe import Snapshot
 
@@ -42,11 +43,12 @@ def describe(lab: Lab) -> Usage:
     snap = lab.snapshot()
     if lab.budget is not None:
         return lab.budget.usage(len(snap.procs), lab.root_pid)
-    why = _NOT_BY_KERNEL.get(lab, "this lab was made without pid_limit")
-    return Usage(f"labkit's own cap, max_procs = {lab.max_procs}", False, lab.max_procs,
-                 len(snap.procs), lab.max_procs, True,
-                 (f"labkit counts {len(snap.procs)} lab processes, zombies included",
-                  f"no kernel mechanism binds here: {why}"))
+    why = _NOT_BY_KERNEL.get(lab) or _("this lab was made without pid_limit")
+    return Usage(_("labkit's own cap, max_procs = {n}").format(n=lab.max_procs), False,
+                 lab.max_procs, len(snap.procs), lab.max_procs, True,
+                 (_("labkit counts {n} lab processes, zombies included").format(
+                     n=len(snap.procs)),
+                  _("no kernel mechanism binds here: {why}").format(why=why)))
 
 
 class Filled(NamedTuple):
@@ -100,10 +102,11 @@ def try_new_parent(lab: Lab, policy: str = "wait") -> Attempt:
     try:
         newcomer = lab.parent(policy)
     except (ForkRefused, CapacityError) as exc:
-        return Attempt(True, f"refused: {type(exc).__name__}: {exc}")
+        return Attempt(True, _("refused: {kind}: {error}").format(kind=type(exc).__name__,
+                                                                   error=exc))
     newcomer.exit()
-    return Attempt(False, f"a new {policy!r} parent started (PID {newcomer.pid}), and left "
-                   "again: the budget had a free PID")
+    return Attempt(False, _("a new {policy!r} parent started (PID {pid}), and left again: the "
+                            "budget had a free PID").format(policy=policy, pid=newcomer.pid))
 
 
 def zombie_memory(pid: int) -> str:
@@ -112,20 +115,27 @@ def zombie_memory(pid: int) -> str:
     its task_struct, its struct pid and its exit status, until it is reaped (release_task)."""
     status = procfs.status(pid)
     if status is None:
-        raise LabError(f"process {pid} no longer exists: once reaped, a zombie leaves nothing "
-                       "behind. Make new zombies (fill_with_zombies) to look at one")
+        raise LabError(_("process {pid} no longer exists: once reaped, a zombie leaves nothing "
+                         "behind. Make new zombies (fill_with_zombies) to look at one").format(
+                             pid=pid))
     vm = sorted(key for key in status if key.startswith("Vm"))
-    lines = [f"/proc/{pid}/status: State {status.get('State', '?')}; "
-             + (f"memory lines: {', '.join(vm)}" if vm else
-                "no Vm* lines at all: it has no user memory left (no VmRSS, no VmSize)")]
+    state = status.get("State", "?")
+    if vm:
+        first = _("/proc/{pid}/status: State {state}; memory lines: {lines}").format(
+            pid=pid, state=state, lines=", ".join(vm))
+    else:
+        first = _("/proc/{pid}/status: State {state}; no Vm* lines at all: it has no user "
+                  "memory left (no VmRSS, no VmSize)").format(pid=pid, state=state)
+    lines = [first]
     sizes = {name: _read_int(f"{SLAB}/{name}/object_size") for name in ("task_struct", "pid")}
     if None in sizes.values():
-        lines.append(f"kernel memory it keeps: its task_struct and struct pid (their sizes are "
-                     f"in {SLAB}/*/object_size, readable by root only)")
+        lines.append(_("kernel memory it keeps: its task_struct and struct pid (their sizes are "
+                       "in {slab}/*/object_size, readable by root only)").format(slab=SLAB))
     else:
-        lines.append(f"kernel memory it keeps: task_struct {sizes['task_struct']:,} bytes, "
-                     f"struct pid {sizes['pid']:,} bytes ({SLAB}/*/object_size), "
-                     "and its exit status, inside the task_struct")
+        lines.append(_("kernel memory it keeps: task_struct {task:,} bytes, struct pid {pid:,} "
+                       "bytes ({slab}/*/object_size), and its exit status, inside the "
+                       "task_struct").format(task=sizes["task_struct"], pid=sizes["pid"],
+                                             slab=SLAB))
     return "\n".join(lines)
 
 

@@ -18,9 +18,11 @@ import resource
 import secrets
 import sys
 import time
+import unicodedata
 
 from labkit import budget, checks, labtable, limits, linux, procfs
 from labkit.adoption import REAP_TIMEOUT, orphans_fact
+from labkit.i18n import N_, _
 from labkit.probing import attempts as _attempts
 from labkit.probing import fact as _fact
 from labkit.probing import read_text as _read
@@ -31,23 +33,37 @@ IDENTITY_MAP = "0 0 4294967295"  # /proc/self/uid_map in the initial user namesp
 
 BINDER_VARS = ("BINDER_LAUNCH_HOST", "BINDER_REQUEST", "BINDER_REPO_URL", "BINDER_SERVICE_HOST")
 
+# The facts' names as printed (the keys stay English: code and --json read them).
 LABELS = {
-    "kernel": "Kernel",
+    "kernel": N_("Kernel"),
     "pid1": "PID 1",
-    "orphans": "Orphans go to",
-    "user": "User",
-    "subreaper": "Child subreaper",
-    "user_namespaces": "User namespaces",
-    "pid_namespaces": "PID namespaces",
-    "proc_mount": "Fresh /proc mount",
+    "orphans": N_("Orphans go to"),
+    "user": N_("User"),
+    "subreaper": N_("Child subreaper"),
+    "user_namespaces": N_("User namespaces"),
+    "pid_namespaces": N_("PID namespaces"),
+    "proc_mount": N_("Fresh /proc mount"),
     "cgroup_pids": "cgroup pids",
     "rlimit_nproc": "RLIMIT_NPROC",
-    "pids": "PID space",
+    "pids": N_("PID space"),
     "python": "Python",
-    "hosting": "Hosting",
-    "lab_mode": "Lab mode",
-    "observation": "Watching a lab",
+    "hosting": N_("Hosting"),
+    "lab_mode": N_("Lab mode"),
+    "observation": N_("Watching a lab"),
 }
+
+
+def columns(text: str) -> int:
+    """How many terminal columns `text` takes: a CJK character takes two (UAX #11)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def label(name: str) -> str:
+    """The printed name of fact `name`, in the learner's language."""
+    return _(LABELS[name]) if name in LABELS else name
+
+
+HEADINGS = (N_("Fact"), N_("This machine"), N_("What it means"))
 
 
 class Report:
@@ -66,21 +82,21 @@ class Report:
         return self.facts[name]
 
     def __str__(self) -> str:
-        width = max(len(label) for label in LABELS.values())
-        lines = [f"labkit doctor: what this machine allows, tried or measured "
-                 f"({self.seconds:.1f} s)"]
+        width = max(columns(label(name)) for name in LABELS)
+        lines = [_("labkit doctor: what this machine allows, tried or measured "
+                   "({seconds:.1f} s)").format(seconds=self.seconds)]
         for name, fact in self.facts.items():
-            label = LABELS.get(name, name)
-            lines.append(f"  {label:<{width}}  {fact['summary']} — {fact['meaning']}")
+            pad = " " * (width - columns(label(name)))
+            lines.append(f"  {label(name)}{pad}  {fact['summary']} — {fact['meaning']}")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         rows = "".join(
-            f"<tr><td><b>{html.escape(LABELS.get(name, name))}</b></td>"
+            f"<tr><td><b>{html.escape(label(name))}</b></td>"
             f"<td>{html.escape(fact['summary'])}</td><td>{html.escape(fact['meaning'])}</td></tr>"
             for name, fact in self.facts.items())
-        return ("<table><thead><tr><th>Fact</th><th>This machine</th><th>What it means</th>"
-                f"</tr></thead><tbody>{rows}</tbody></table>")
+        head = "".join(f"<th>{html.escape(_(h))}</th>" for h in HEADINGS)
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
     def __repr__(self) -> str:
         return f"<labkit Report: {len(self.facts)} facts; print() it for the text>"
@@ -125,8 +141,8 @@ def doctor(measure: bool = True, refresh: bool = False,
 
 def kernel_fact() -> dict:
     linux_ = sys.platform.startswith("linux")
-    meaning = ("the lab drives real Linux processes, and this is Linux" if linux_ else
-               "the lab needs Linux's kernel: open the course on mybinder.org instead")
+    meaning = (_("the lab drives real Linux processes, and this is Linux") if linux_ else
+               _("the lab needs Linux's kernel: open the course on mybinder.org instead"))
     return _fact(f"{platform.system()} {platform.release()}", meaning,
                  system=platform.system(), release=platform.release(), linux=linux_)
 
@@ -136,9 +152,9 @@ def pid1_fact() -> dict:
     cmdline = _read("/proc/1/cmdline")
     command = cmdline.replace("\0", " ").strip() if cmdline else None
     shown = command if command is None or len(command) <= 40 else command[:39] + "…"
-    summary = f"{name} ({shown})" if name and shown else (name or "hidden from us")
-    return _fact(summary, "the init of this PID namespace: it adopts orphans that have no "
-                          "subreaper above them (whether it reaps them: see 'Orphans go to')",
+    summary = f"{name} ({shown})" if name and shown else (name or _("hidden from us"))
+    return _fact(summary, _("the init of this PID namespace: it adopts orphans that have no "
+                            "subreaper above them (whether it reaps them: see 'Orphans go to')"),
                  name=name, cmdline=command)
 
 
@@ -146,13 +162,14 @@ def user_fact() -> dict:
     uid, euid = os.getuid(), os.geteuid()
     uid_map = " ".join((_read("/proc/self/uid_map") or IDENTITY_MAP).split())
     in_userns = uid_map != IDENTITY_MAP
-    summary = f"{'root' if euid == 0 else 'not root'} (uid {uid}, euid {euid})"
+    summary = (_("root (uid {uid}, euid {euid})") if euid == 0 else
+               _("not root (uid {uid}, euid {euid})")).format(uid=uid, euid=euid)
     if in_userns:
-        summary += f", inside a user namespace (uid_map {uid_map})"
-    meaning = ("root may make PID namespaces and cgroups directly" if euid == 0 else
-               "fine: the lab needs no root (a subreaper needs no privilege)")
+        summary += _(", inside a user namespace (uid_map {uid_map})").format(uid_map=uid_map)
+    meaning = (_("root may make PID namespaces and cgroups directly") if euid == 0 else
+               _("fine: the lab needs no root (a subreaper needs no privilege)"))
     if in_userns:
-        meaning += "; capabilities here count only inside that user namespace"
+        meaning += _("; capabilities here count only inside that user namespace")
     return _fact(summary, meaning, uid=uid, euid=euid, root=euid == 0,
                  user_namespace=in_userns, uid_map=uid_map)
 
@@ -160,12 +177,13 @@ def user_fact() -> dict:
 def subreaper_fact() -> dict:
     answer = run_probe(["subreaper"])
     if answer.get("ok"):
-        return _fact("allowed (prctl PR_SET_CHILD_SUBREAPER, and PR_GET_CHILD_SUBREAPER says 1)",
-                     "a lab's init (the Python pause) can adopt and reap the lab's orphans, so "
-                     "they never reach PID 1", ok=True, errno=None, error=None)
-    return _fact(f"denied: {_refusal(answer)}",
-                 "labs cannot keep their orphans away from PID 1 here (Linux >= 3.4 has "
-                 "PR_SET_CHILD_SUBREAPER; a seccomp filter may forbid prctl)",
+        return _fact(_("allowed (prctl PR_SET_CHILD_SUBREAPER, and PR_GET_CHILD_SUBREAPER "
+                       "says 1)"),
+                     _("a lab's init (the Python pause) can adopt and reap the lab's orphans, "
+                       "so they never reach PID 1"), ok=True, errno=None, error=None)
+    return _fact(_("denied: {why}").format(why=_refusal(answer)),
+                 _("labs cannot keep their orphans away from PID 1 here (Linux >= 3.4 has "
+                   "PR_SET_CHILD_SUBREAPER; a seccomp filter may forbid prctl)"),
                  ok=False, errno=answer.get("errno"), error=_refusal(answer))
 
 
@@ -181,37 +199,42 @@ def user_namespaces_fact() -> dict:
     data = dict(max_user_namespaces=int(most) if most and most.isdigit() else None,
                 sysctls=knobs, errno=answer.get("errno"))
     if answer.get("ok"):
-        return _fact(f"allowed (unshare(CLONE_NEWUSER); max_user_namespaces {most})",
-                     "an unprivileged process may own namespaces here", ok=True, error=None,
+        return _fact(_("allowed (unshare(CLONE_NEWUSER); max_user_namespaces {most})").format(
+                         most=most),
+                     _("an unprivileged process may own namespaces here"), ok=True, error=None,
                      **data)
-    return _fact(f"denied: {_refusal(answer)}; max_user_namespaces {most}",
+    return _fact(_("denied: {why}; max_user_namespaces {most}").format(why=_refusal(answer),
+                                                                        most=most),
                  _userns_hint(answer.get("errno"), knobs), ok=False, error=_refusal(answer),
                  **data)
 
 
 def _userns_hint(err: str | None, knobs: dict) -> str:
     if err == "ENOSPC":
-        return ("the per-user limit of user namespaces is spent or set to 0 "
-                "(/proc/sys/user/max_user_namespaces, user_namespaces(7))")
+        return _("the per-user limit of user namespaces is spent or set to 0 "
+                 "(/proc/sys/user/max_user_namespaces, user_namespaces(7))")
     if err == "EPERM":
         off = [f"{k}={v}" for k, v in knobs.items()
                if (k, v) in (("unprivileged_userns_clone", "0"),
                              ("apparmor_restrict_unprivileged_userns", "1"))]
-        return ("forbidden by policy: " + (", ".join(off) if off else
-                "a seccomp filter (Docker's default profile) or a security module"))
-    return "namespace labs are not possible for this user; subreaper labs still work"
+        return _("forbidden by policy: {what}").format(what=", ".join(off) if off else _(
+            "a seccomp filter (Docker's default profile) or a security module"))
+    return _("namespace labs are not possible for this user; subreaper labs still work")
 
 
 def pid_namespaces_fact() -> dict:
     tried = _attempts("pidns", ("unshare -pf true", "unshare -Urpf true"))
     last = tried[-1]
     if last["ok"]:
-        how = "with a user namespace" if last["user_namespace"] else "directly"
-        return _fact(f"allowed {how}: the first child is PID 1 inside (as `{last['command']}`)",
-                     "a lab can have its own PID 1 (Lab(mode='auto') uses one)",
+        said = (_("allowed with a user namespace: the first child is PID 1 inside (as "
+                  "`{command}`)") if last["user_namespace"] else
+                _("allowed directly: the first child is PID 1 inside (as `{command}`)"))
+        return _fact(said.format(command=last["command"]),
+                     _("a lab can have its own PID 1 (Lab(mode='auto') uses one)"),
                      ok=True, errno=None, tried=tried)
-    return _fact(f"denied: {last['error']} (as `{last['command']}`)",
-                 "no lab can have its own PID 1 here; subreaper labs do the same job",
+    return _fact(_("denied: {why} (as `{command}`)").format(why=last["error"],
+                                                          command=last["command"]),
+                 _("no lab can have its own PID 1 here; subreaper labs do the same job"),
                  ok=False, errno=last["errno"], tried=tried)
 
 
@@ -221,18 +244,21 @@ def proc_mount_fact(pid_ns: dict) -> dict:
                                     "unshare -Urmpf --mount-proc true"))
     last = tried[-1]
     if last["ok"]:
-        return _fact(f"allowed: proc mounted in a new mount+PID namespace, / made private first"
-                     f" (as `{last['command']}`)",
-                     "a PID-namespace lab could show its own PIDs (psutil reads /proc)",
+        return _fact(_("allowed: proc mounted in a new mount+PID namespace, / made private "
+                       "first (as `{command}`)").format(command=last["command"]),
+                     _("a PID-namespace lab could show its own PIDs (psutil reads /proc)"),
                      ok=True, errno=None, tried=tried)
     if last["step"] == "namespaces":
-        return _fact(f"denied: the new mount and PID namespaces it needs were refused, "
-                     f"{last['error']} (as `{last['command']}`)",
-                     "no fresh /proc, so no PID-namespace lab; subreaper labs read the host's "
-                     "/proc, which is all they need", ok=False, errno=last["errno"], tried=tried)
-    return _fact(f"denied: {last['error']} (as `{last['command']}`)",
-                 "a PID-namespace lab would be invisible to psutil here (a container that "
-                 "masks parts of /proc forbids a fresh proc mount)", ok=False,
+        return _fact(_("denied: the new mount and PID namespaces it needs were refused, "
+                       "{why} (as `{command}`)").format(why=last["error"],
+                                                       command=last["command"]),
+                     _("no fresh /proc, so no PID-namespace lab; subreaper labs read the host's "
+                       "/proc, which is all they need"), ok=False, errno=last["errno"],
+                     tried=tried)
+    return _fact(_("denied: {why} (as `{command}`)").format(why=last["error"],
+                                                          command=last["command"]),
+                 _("a PID-namespace lab would be invisible to psutil here (a container that "
+                   "masks parts of /proc forbids a fresh proc mount)"), ok=False,
                  errno=last["errno"], tried=tried)
 
 
@@ -242,11 +268,12 @@ def python_fact() -> dict:
         version = psutil.__version__
     except ImportError:
         version = None
-    summary = (f"Python {platform.python_version()} at {sys.executable}; "
-               f"psutil {version or 'missing'}")
-    meaning = ("the lab's own programs run on this interpreter (python -m labkit.pause)"
-               if version else "install psutil (pip install psutil): labkit reads the "
-                               "process table with it")
+    summary = _("Python {version} at {executable}; psutil {psutil}").format(
+        version=platform.python_version(), executable=sys.executable,
+        psutil=version or _("missing"))
+    meaning = (_("the lab's own programs run on this interpreter (python -m labkit.pause)")
+               if version else _("install psutil (pip install psutil): labkit reads the "
+                                 "process table with it"))
     return _fact(summary, meaning, version=platform.python_version(),
                  executable=sys.executable, psutil=version)
 
@@ -256,34 +283,39 @@ def hosting_fact() -> dict:
     binder = [name for name in BINDER_VARS if name in os.environ]
     hub = sorted(name for name in os.environ if name.startswith("JUPYTERHUB_"))
     if binder:
-        summary = f"mybinder.org or another BinderHub ({', '.join(binder)} set)"
-        meaning = ("uid 1000, no root, culled after ~10 idle minutes; PID 1 there does not "
-                   "reap, so the lab's own init matters")
+        summary = _("mybinder.org or another BinderHub ({names} set)").format(
+            names=", ".join(binder))
+        meaning = _("uid 1000, no root, culled after ~10 idle minutes; PID 1 there does not "
+                    "reap, so the lab's own init matters")
     elif hub:
-        summary = f"a JupyterHub ({len(hub)} JUPYTERHUB_* variables set)"
-        meaning = "shared with others: every lab is capped so no one can starve the machine"
+        summary = _("a JupyterHub ({n} JUPYTERHUB_* variables set)").format(n=len(hub))
+        meaning = _("shared with others: every lab is capped so no one can starve the machine")
     else:
-        summary = "neither Binder nor a JupyterHub"
-        meaning = "a machine of your own (or CI): the same labs, the same caps"
+        summary = _("neither Binder nor a JupyterHub")
+        meaning = _("a machine of your own (or CI): the same labs, the same caps")
     return _fact(summary, meaning, binder=bool(binder), binder_vars=binder,
                  jupyterhub=bool(hub), jupyterhub_vars=hub)
 
 
 def lab_mode_fact(subreaper: dict, pid_ns: dict, proc: dict) -> dict:
     if not subreaper["ok"]:
-        return _fact("none: labs cannot start here",
-                     "Lab() needs PR_SET_CHILD_SUBREAPER, which this machine denies",
+        return _fact(_("none: labs cannot start here"),
+                     _("Lab() needs PR_SET_CHILD_SUBREAPER, which this machine denies"),
                      mode=None, pid_namespace=False)
-    refused = next((f"{LABELS[name]} denied, {fact['errno'] or 'no errno'}"
+    refused = next((_("{fact} denied, {errno}").format(fact=label(name),
+                                                       errno=fact["errno"] or _("no errno"))
                     for name, fact in (("pid_namespaces", pid_ns), ("proc_mount", proc))
                     if not fact["ok"]), None)
+    # The summary is the mode's name, as Lab(mode=...) takes it: not translated.
     if refused is None:  # what Lab(mode="auto") tries first, and gets
-        return _fact("pid-namespace", "Lab(mode='auto') runs the Python pause as PID 1 of a new "
-                     "PID namespace, with a /proc of its own; mode='subreaper' works too",
+        return _fact("pid-namespace", _("Lab(mode='auto') runs the Python pause as PID 1 of a "
+                                        "new PID namespace, with a /proc of its own; "
+                                        "mode='subreaper' works too"),
                      mode="pid-namespace", pid_namespace=True)
-    return _fact("subreaper", "Lab(mode='auto') uses the Python pause as a child subreaper; "
-                 f"PID-namespace labs are not possible here ({refused}), as lab.mode_reason "
-                 "says", mode="subreaper", pid_namespace=False)
+    return _fact("subreaper", _("Lab(mode='auto') uses the Python pause as a child subreaper; "
+                                "PID-namespace labs are not possible here ({refused}), as "
+                                "lab.mode_reason says").format(refused=refused),
+                 mode="subreaper", pid_namespace=False)
 
 
 # --- PIDs: cgroup pids, RLIMIT_NPROC, pid_max ----------------------------------------------
@@ -317,21 +349,28 @@ def cgroup_fact() -> dict:
     layout = _cgroup_layout(linux.mounts())
     found = budget.pids_cgroup()
     if found is None:
-        return _fact(f"cgroups {layout}; no pids controller for this process",
-                     "no cgroup PID budget here; a lab's budget would use RLIMIT_NPROC",
+        return _fact(_("cgroups {layout}; no pids controller for this process").format(
+                         layout=layout),
+                     _("no cgroup PID budget here; a lab's budget would use RLIMIT_NPROC"),
                      layout=layout, version=None, directory=None, pids_max=None,
                      pids_current=None, free=None, child=None)
     version, directory = found
     most = _read(os.path.join(directory, "pids.max"))
     current = _read(os.path.join(directory, "pids.current"))
     child = try_child_cgroup(directory)
-    summary = (f"cgroups {layout}; pids ({version}) at {directory}: pids.max "
-               f"{most or 'none (a root cgroup)'}, pids.current {current or 'n/a'}; child cgroup: "
-               + (f"created and removed{', with pids.max' if child['pids_max'] else ''}"
-                  if child["ok"] else f"denied, {child['errno']} ({child['error']})"))
-    meaning = ("a lab could get a kernel-enforced PID budget of its own (pids.max)"
+    if not child["ok"]:
+        made = _("denied, {errno} ({why})").format(errno=child["errno"], why=child["error"])
+    elif child["pids_max"]:
+        made = _("created and removed, with pids.max")
+    else:
+        made = _("created and removed")
+    summary = _("cgroups {layout}; pids ({version}) at {directory}: pids.max {most}, "
+                "pids.current {current}; child cgroup: {child}").format(
+        layout=layout, version=version, directory=directory,
+        most=most or _("none (a root cgroup)"), current=current or "n/a", child=made)
+    meaning = (_("a lab could get a kernel-enforced PID budget of its own (pids.max)")
                if child["ok"] and child["pids_max"] else
-               "no cgroup of our own: a lab's PID budget would use RLIMIT_NPROC instead")
+               _("no cgroup of our own: a lab's PID budget would use RLIMIT_NPROC instead"))
     return _fact(summary, meaning, layout=layout, version=version, directory=directory,
                  pids_max=most, pids_current=int(current) if current else None,
                  free=limits.cgroup_pids_free(), child=child)
@@ -343,13 +382,18 @@ def nproc_fact() -> dict:
     used = budget.tasks_of(os.getuid())
 
     def show(value: int) -> str:
-        return "unlimited" if value == resource.RLIM_INFINITY else str(value)
+        return _("unlimited") if value == resource.RLIM_INFINITY else str(value)
 
-    summary = f"soft {show(soft)}, hard {show(hard)}; "
-    summary += (f"does not bind: {exempt}" if exempt else
-                f"binds: uid {os.getuid()} runs {used} of {show(soft)} tasks now")
-    meaning = ("fork(2) fails with EAGAIN once this user's tasks (threads included) reach the "
-               "soft limit" if not exempt else "it will not stop a lab's forks here")
+    if exempt:  # the fact's value stays English; the summary says it in the learner's words
+        why = (_("unlimited") if exempt == "unlimited" else
+               budget.nproc_exemption(translated=True))
+        summary = _("soft {soft}, hard {hard}; does not bind: {why}").format(
+            soft=show(soft), hard=show(hard), why=why)
+    else:
+        summary = _("soft {soft}, hard {hard}; binds: uid {uid} runs {used} of {soft} tasks "
+                    "now").format(soft=show(soft), hard=show(hard), uid=os.getuid(), used=used)
+    meaning = (_("fork(2) fails with EAGAIN once this user's tasks (threads included) reach the "
+                 "soft limit") if not exempt else _("it will not stop a lab's forks here"))
     return _fact(summary, meaning, soft=None if soft == resource.RLIM_INFINITY else soft,
                  hard=None if hard == resource.RLIM_INFINITY else hard, binds=exempt is None,
                  exempt=exempt, tasks=used)
@@ -358,10 +402,11 @@ def nproc_fact() -> dict:
 def pids_fact() -> dict:
     most, used = procfs.pid_max(), procfs.tasks_in_use()
     ceiling, why = limits.ceiling()
-    return _fact(f"pid_max {most}, {used} tasks in use; a lab may hold up to {ceiling} "
-                 "processes now",
-                 "every process holds a PID until it is reaped, zombies included: a lab's "
-                 f"max_procs is capped at {why}, so one experiment cannot starve the machine",
+    return _fact(_("pid_max {most}, {used} tasks in use; a lab may hold up to {ceiling} "
+                   "processes now").format(most=most, used=used, ceiling=ceiling),
+                 _("every process holds a PID until it is reaped, zombies included: a lab's "
+                   "max_procs is capped at {why}, so one experiment cannot starve the "
+                   "machine").format(why=why),
                  pid_max=most, tasks_in_use=used, lab_ceiling=ceiling, ceiling_reason=why)
 
 
@@ -369,16 +414,19 @@ def observation_fact() -> dict:
     """How a lab is watched here (labkit.labtable): its own processes, or every process."""
     ways = labtable.describe()
     if not ways["scoped"]:
-        return _fact("every process read", "this kernel has no /proc/PID/task/TID/children "
-                     "files (CONFIG_PROC_CHILDREN): a snapshot reads every process on the "
-                     "machine, so it costs more on a crowded server", **ways)
+        return _fact(_("every process read"), _(
+            "this kernel has no /proc/PID/task/TID/children files (CONFIG_PROC_CHILDREN): a "
+            "snapshot reads every process on the machine, so it costs more on a crowded "
+            "server"), **ways)
     if not ways["pidfd_events"]:
-        return _fact("the lab's processes, re-read each sample", "children files find the "
-                     "lab's processes; without pidfds (Linux < 5.3) a recording re-reads them "
-                     "all ten times a second", **ways)
-    reaped = ("reaping too (POLLHUP, Linux >= 6.9)" if ways["reap_events"] else
-              "not reaping (Linux < 6.9: a change in the tasks count sends it to re-read the "
-              "zombies)")
-    return _fact("the lab's processes, and the kernel's events", "snapshots read only the "
-                 "lab's processes (children files); a recording hears of exits through pidfds "
-                 f"and of {reaped}, so an idle lab costs almost nothing", **ways)
+        return _fact(_("the lab's processes, re-read each sample"), _(
+            "children files find the lab's processes; without pidfds (Linux < 5.3) a "
+            "recording re-reads them all ten times a second"), **ways)
+    meaning = (_("snapshots read only the lab's processes (children files); a recording hears "
+                 "of exits through pidfds and of reaping too (POLLHUP, Linux >= 6.9), so an "
+                 "idle lab costs almost nothing") if ways["reap_events"] else
+               _("snapshots read only the lab's processes (children files); a recording hears "
+                 "of exits through pidfds and of not reaping (Linux < 6.9: a change in the "
+                 "tasks count sends it to re-read the zombies), so an idle lab costs almost "
+                 "nothing"))
+    return _fact(_("the lab's processes, and the kernel's events"), meaning, **ways)

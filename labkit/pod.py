@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 from labkit import checks, nsenter, procfs, programs, unshare
 from labkit.errors import AgentError, LabClosedError, LabError, NamespaceUnavailable
+from labkit.i18n import N_, _
 from labkit.runtime import ReapEvent, read_events
 
 START_TIMEOUT = 10.0   # seconds for the pause, or a member, to come up (a slow Binder start)
@@ -48,9 +49,9 @@ HOSTNAME = re.compile(r"[A-Za-z0-9.-]{1,64}")  # 64: HOST_NAME_MAX, the UTS fiel
 # labkit.unshare's exit codes for a step the kernel refused: a namespace, its ID maps, the
 # /proc mount, the hostname, the loopback.
 REFUSED = (*unshare.REFUSED, unshare.EXIT_HOSTNAME, unshare.EXIT_LOOPBACK)
-STILL_WORKS = ("What still works: a Lab in subreaper mode (labkit.Lab(mode='subreaper')), where "
-               "the lab's pause adopts and reaps orphans as a child subreaper (prctl(2) "
-               "PR_SET_CHILD_SUBREAPER) without any namespace")
+STILL_WORKS = N_("What still works: a Lab in subreaper mode (labkit.Lab(mode='subreaper')), "
+                 "where the lab's pause adopts and reaps orphans as a child subreaper (prctl(2) "
+                 "PR_SET_CHILD_SUBREAPER) without any namespace")
 
 
 def launcher_error(code: int, output: str) -> LabError:
@@ -62,8 +63,10 @@ def launcher_error(code: int, output: str) -> LabError:
     lines = [line for line in output.splitlines() if line.strip()]
     said = lines[-1] if lines else "(it said nothing)"
     if code in REFUSED:
-        return NamespaceUnavailable(f"a pod is not possible here: {said}. {STILL_WORKS}")
-    return AgentError(f"the pod's launcher (labkit.unshare) exited with status {code}: {said}")
+        return NamespaceUnavailable(_("a pod is not possible here: {said}. {still}").format(
+            said=said, still=_(STILL_WORKS)))
+    return AgentError(_("the pod's launcher (labkit.unshare) exited with status {code}: "
+                        "{said}").format(code=code, said=said))
 
 
 def _member_error(code: int, message: str, argv: list[str]) -> Exception:
@@ -73,37 +76,40 @@ def _member_error(code: int, message: str, argv: list[str]) -> Exception:
     if code == nsenter.EXIT_NOT_EXECUTABLE:
         return PermissionError(errno.EACCES, message, argv[0])
     if code == nsenter.EXIT_SETNS and "EPERM" in message:
-        return NamespaceUnavailable(f"joining the pod is not possible here: {message}. "
-                                    f"{STILL_WORKS}")
-    return AgentError(f"a member could not join the pod (it may have been stopped from "
-                      f"outside; close it and start a new one): {message}")
+        return NamespaceUnavailable(_("joining the pod is not possible here: {said}. {still}")
+                                    .format(said=message, still=_(STILL_WORKS)))
+    return AgentError(_("a member could not join the pod (it may have been stopped from "
+                        "outside; close it and start a new one): {said}").format(said=message))
 
 
 def _check_hostname(hostname: object) -> str:
     if not isinstance(hostname, str):
-        raise TypeError(f"hostname must be a string such as 'pod-a', not {hostname!r} of type "
-                        f"{type(hostname).__name__}")
+        raise TypeError(_("hostname must be a string such as 'pod-a', not {value!r} of type "
+                          "{kind}").format(value=hostname, kind=type(hostname).__name__))
     if not HOSTNAME.fullmatch(hostname):
-        raise ValueError(f"hostname {hostname!r} is not allowed: use 1 to 64 characters among "
-                         "letters, digits, '-' and '.', such as 'pod-a'")
+        raise ValueError(_("hostname {value!r} is not allowed: use 1 to 64 characters among "
+                           "letters, digits, '-' and '.', such as 'pod-a'").format(value=hostname))
     return hostname
 
 
 def _check_argv(argv: object) -> list[str]:
     if isinstance(argv, (str, bytes)):
-        raise TypeError(f"argv must be a list of strings such as ['hostname'] or ['ps', '-ef'], "
-                        f"not the single string {argv!r} (no shell splits it)")
+        raise TypeError(_("argv must be a list of strings such as ['hostname'] or "
+                          "['ps', '-ef'], not the single string {argv!r} (no shell splits it)")
+                        .format(argv=argv))
     if not isinstance(argv, Sequence) or not argv:
-        raise TypeError(f"argv must be a non-empty list of strings such as ['hostname'], "
-                        f"not {argv!r}")
+        raise TypeError(_("argv must be a non-empty list of strings such as ['hostname'], "
+                          "not {argv!r}").format(argv=argv))
     for arg in argv:
         if not isinstance(arg, str):
-            raise TypeError(f"every argument must be a string, not {arg!r} of type "
-                            f"{type(arg).__name__} (in {argv!r})")
+            raise TypeError(_("every argument must be a string, not {arg!r} of type {kind} "
+                              "(in {argv!r})").format(arg=arg, kind=type(arg).__name__,
+                                                      argv=argv))
         if "\0" in arg:
-            raise ValueError(f"an argument cannot contain a NUL character: {arg!r}")
+            raise ValueError(_("an argument cannot contain a NUL character: {arg!r}").format(
+                arg=arg))
     if not argv[0]:
-        raise ValueError("argv[0], the program to run, is empty")
+        raise ValueError(_("argv[0], the program to run, is empty"))
     return list(argv)
 
 
@@ -211,8 +217,9 @@ class _Session:
                     self.ready = True
                     return child
             if time.monotonic() > deadline:
-                raise AgentError(f"the pod's pause did not start within {timeout:g} s; its "
-                                 f"launcher said: {self.log().strip() or '(nothing)'}")
+                raise AgentError(_("the pod's pause did not start within {timeout:g} s; its "
+                                   "launcher said: {said}").format(
+                                       timeout=timeout, said=self.log().strip() or _("(nothing)")))
             time.sleep(0.005)
 
     def log(self) -> str:
@@ -334,7 +341,8 @@ class Pod:
             raise _member_error(int(code), message, argv)
         if status is None:
             _stop_member(proc)
-            raise AgentError(f"a member ({argv[0]!r}) did not start within {START_TIMEOUT:g} s")
+            raise AgentError(_("a member ({name!r}) did not start within {timeout:g} s").format(
+                name=argv[0], timeout=START_TIMEOUT))
         self._session.members.append(proc)
         return proc
 
@@ -349,7 +357,8 @@ class Pod:
         argv = _check_argv(argv)
         timeout = checks.seconds(timeout, "timeout", low=0.001, high=MAX_TIMEOUT)
         if input is not None and not isinstance(input, str):
-            raise TypeError(f"input must be a string or None, not {type(input).__name__}")
+            raise TypeError(_("input must be a string or None, not {kind}").format(
+                kind=type(input).__name__))
         with self._lock:
             self._check_open()
             proc = self._start(argv, {
@@ -385,8 +394,8 @@ class Pod:
         """
         done = self.run(["ps", "-eo", "pid,ppid,stat,comm"])
         if done.returncode != 0:
-            raise AgentError(f"ps failed inside the pod (status {done.returncode}): "
-                             f"{done.stderr.strip()}")
+            raise AgentError(_("ps failed inside the pod (status {status}): {said}").format(
+                status=done.returncode, said=done.stderr.strip()))
         return done.stdout
 
     @property
@@ -417,8 +426,8 @@ class Pod:
 
     def _check_open(self) -> None:
         if self._session.closed:
-            raise LabClosedError("this pod is closed: its processes are gone. "
-                                 "Start a new one with labkit.Pod()")
+            raise LabClosedError(_("this pod is closed: its processes are gone. "
+                                   "Start a new one with labkit.Pod()"))
 
     @property
     def closed(self) -> bool:

@@ -19,12 +19,17 @@ import tempfile
 from labkit import procfs, programs, unshare
 from labkit.container import STOP_TIMEOUT, wait_until
 from labkit.errors import LabError, NamespaceUnavailable
+from labkit.i18n import N_, _
 from labkit.pod import Pod
 from labkit.recorded import Lesson, NotHere
 from labkit.runtime import read_events
 
 KINDS = ("uts", "ipc", "net", "pid", "mnt", "user")
 SHARED = ("uts", "ipc", "net", "pid")  # what a pod's members share here; each has its own mnt
+# The columns of namespace_table(): keys of its "links", translated only where printed.
+WHO = (N_("this notebook"), N_("the pause"), N_("member 1"), N_("member 2"))
+HOST_REFUSED = N_("refused")  # loopback()'s "from_host" when nothing listens there
+HOST_GOT_NOTHING = N_("connected, got nothing")
 REFUSED_EXIT = (*unshare.REFUSED, unshare.EXIT_HOSTNAME)  # the kernel refused a step
 
 
@@ -49,12 +54,14 @@ def unshare_box() -> dict:
     if done.returncode in REFUSED_EXIT:
         raise NamespaceUnavailable(done.stderr.strip())
     if done.returncode != 0:
-        raise LabError(f"labkit.unshare exited with {done.returncode}: {done.stderr.strip()}")
+        raise LabError(_("labkit.unshare exited with {status}: {said}").format(
+            status=done.returncode, said=done.stderr.strip()))
     said = done.stdout.splitlines()
     rows = [line.split() for line in said[3:]]
     return {"my_pid": said[0].split(": ")[1], "my_hostname": said[1].split(": ")[1],
             "ps": rows, "host_kept_its_name": socket.gethostname() != "box",
-            "lines": said + [f"the host's hostname is still: {socket.gethostname()}"]}
+            "lines": said + [_("the host's hostname is still: {name}").format(
+                name=socket.gethostname())]}
 
 
 def _member_pids(pod: Pod, n: int) -> list[int]:
@@ -72,12 +79,11 @@ def _stop(pod: Pod) -> None:
 def namespace_links(pod: Pod) -> dict:
     """/proc/PID/ns/* of this process, the pause and two members alive at once."""
     first, second = _member_pids(pod, 2)
-    who = {"this notebook": os.getpid(), "the pause": pod.pid, "member 1": first,
-           "member 2": second}
+    who = dict(zip(WHO, (os.getpid(), pod.pid, first, second), strict=True))
     links = {kind: {name: os.readlink(f"/proc/{pid}/ns/{kind}") for name, pid in who.items()}
              for kind in KINDS}
     _stop(pod)
-    lines = [f"{'':5} " + " ".join(f"{name:17}" for name in who)]
+    lines = [f"{'':5} " + " ".join(f"{_(name):17}" for name in who)]
     lines += [f"{kind:5} " + " ".join(f"{link:17}" for link in row.values())
               for kind, row in links.items()]
     # The user namespace is left out: the pod has one of its own only when we are not root.
@@ -93,7 +99,8 @@ def hostnames(pod: Pod) -> dict:
     inside = pod.run(["hostname"]).stdout.strip()
     host = socket.gethostname()
     return {"inside": inside, "host": host, "host_differs": host != inside,
-            "lines": [f"inside the pod: {inside!r}   on the host: {host!r}"]}
+            "lines": [_("inside the pod: {inside!r}   on the host: {host!r}").format(
+                inside=inside, host=host)]}
 
 
 def _queues(listing: str) -> set[tuple[str, str]]:
@@ -104,7 +111,7 @@ def _queues(listing: str) -> set[tuple[str, str]]:
 def message_queue(pod: Pod) -> dict:
     """One member makes a System V message queue; another lists it; the host does not."""
     if not (shutil.which("ipcmk") and shutil.which("ipcs")):
-        raise NotHere("ipcmk and ipcs are not installed here (apt-get install util-linux)")
+        raise NotHere(_("ipcmk and ipcs are not installed here (apt-get install util-linux)"))
     made = pod.run(["ipcmk", "-Q"]).stdout.strip()
     in_pod = pod.run(["ipcs", "-q"]).stdout
     on_host = subprocess.run(["ipcs", "-q"], capture_output=True, text=True).stdout
@@ -113,10 +120,12 @@ def message_queue(pod: Pod) -> dict:
     on_host_too = bool(ours) and ours[0] in _queues(on_host)
     key = ours[0][0] if ours else "?"
     return {"made": made, "seen_by_another_member": len(ours) == 1, "seen_by_host": on_host_too,
-            "lines": [f"member 1 ran ipcmk -Q: {made}", "member 2 ran ipcs -q:",
-                      *in_pod.strip().splitlines(),
-                      f"the host ran ipcs -q: {len(_queues(on_host))} queues there, "
-                      f"{'and' if on_host_too else 'not'} the pod's key {key}"]}
+            "lines": [_("member 1 ran ipcmk -Q: {made}").format(made=made),
+                      _("member 2 ran ipcs -q:"), *in_pod.strip().splitlines(),
+                      (_("the host ran ipcs -q: {n} queues there, and the pod's key {key}")
+                       if on_host_too else
+                       _("the host ran ipcs -q: {n} queues there, not the pod's key {key}"))
+                      .format(n=len(_queues(on_host)), key=key)]}
 
 
 SERVER = """
@@ -140,9 +149,9 @@ def _host_connects(port: int) -> str:
         with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
             return f"connected, got {conn.recv(100)!r}"
     except ConnectionRefusedError:
-        return "refused"
+        return HOST_REFUSED
     except TimeoutError:
-        return "connected, got nothing"
+        return HOST_GOT_NOTHING
 
 
 def loopback(pod: Pod) -> dict:
@@ -154,9 +163,9 @@ def loopback(pod: Pod) -> dict:
     server.wait(10)
     server.stdout.close()
     return {"port": port, "from_host": from_host, "from_member": client,
-            "lines": [f"a member listens on 127.0.0.1:{port}",
-                      f"the host connects to it: {from_host}",
-                      f"another member connects to it: {client}"]}
+            "lines": [_("a member listens on 127.0.0.1:{port}").format(port=port),
+                      _("the host connects to it: {result}").format(result=_(from_host)),
+                      _("another member connects to it: {result}").format(result=client)]}
 
 
 def _ps_rows(table: str) -> list[list[str]]:
@@ -177,7 +186,7 @@ def process_table(pod: Pod) -> dict:
 def own_mounts(pod: Pod) -> dict:
     """A member mounts a tmpfs on a directory; another member and the host look in it."""
     if shutil.which("mount") is None:
-        raise NotHere("mount(8) is not installed here (apt-get install mount)")
+        raise NotHere(_("mount(8) is not installed here (apt-get install mount)"))
     target = tempfile.mkdtemp(prefix="labkit-volume-")
     try:
         mounted = pod.run(["sh", "-c", f"mount -t tmpfs lab {target} && touch {target}/mine "
@@ -188,9 +197,10 @@ def own_mounts(pod: Pod) -> dict:
         shutil.rmtree(target, ignore_errors=True)
     first = mounted.stdout.split()
     return {"member_1_sees": first, "member_2_sees": other, "host_sees": host,
-            "lines": ["member 1 mounted a tmpfs on a directory and made a file in it",
-                      f"  member 1 sees in it: {first}", f"  member 2 sees in it: {other}",
-                      f"  the host sees in it: {host}"]}
+            "lines": [_("member 1 mounted a tmpfs on a directory and made a file in it"),
+                      _("  member 1 sees in it: {files}").format(files=first),
+                      _("  member 2 sees in it: {files}").format(files=other),
+                      _("  the host sees in it: {files}").format(files=host)]}
 
 
 def orphan_adoption(pod: Pod) -> dict:
@@ -200,14 +210,16 @@ def orphan_adoption(pod: Pod) -> dict:
     [row] = [r for r in _ps_rows(table) if r[0] == str(orphan)]
     pod.run(["sh", "-c", f"kill {orphan}"])  # SIGTERM, from another member
     [event] = wait_until(lambda: [e for e in pod.events if e.ns_pid == orphan],
-                         f"the pause reaping PID {orphan}")
+                         _("the pause reaping PID {pid}").format(pid=orphan))
     left = [r for r in _ps_rows(pod.ps()) if r[0] == str(orphan)]
     return {"ns_pid": orphan, "orphan_ppid": row[1], "reaped_status": event.status,
             "still_listed": bool(left),
             "lines": table.rstrip("\n").splitlines() +
-            [f"the orphan, PID {orphan} in the pod, has PPID {row[1]}",
-             f"a member ran `kill {orphan}`; the pause reaped it: status {event.status}, "
-             f"that is, killed by signal {-event.status}"]}
+            [_("the orphan, PID {pid} in the pod, has PPID {ppid}").format(pid=orphan,
+                                                                          ppid=row[1]),
+             _("a member ran `kill {pid}`; the pause reaped it: status {status}, that is, "
+               "killed by signal {signo}").format(pid=orphan, status=event.status,
+                                                   signo=-event.status)]}
 
 
 def _read_pid(path: str) -> int | None:
@@ -234,27 +246,34 @@ def subreaper_pod() -> dict:
                                  stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  env=programs.environment())
         try:
-            orphan = wait_until(lambda: _read_pid(said), "member 1 naming its background sleep")
+            orphan = wait_until(lambda: _read_pid(said),
+                                _("member 1 naming its background sleep"))
             kids = wait_until(lambda: (k := procfs.children(pause.pid)) and len(k) == 2 and
                               all(procfs.read_stat(c).comm == "sleep" for c in k) and k,
-                              "the pause holding member 2 and the orphan")
+                              _("the pause holding member 2 and the orphan"))
             shared = all(os.readlink(f"/proc/{pause.pid}/ns/{kind}") ==
                          os.readlink(f"/proc/self/ns/{kind}") for kind in KINDS)
             os.kill(orphan, signal.SIGTERM)
             [event] = wait_until(lambda: [e for e in read_events(events, 0)[1]
-                                          if e["pid"] == orphan], "the pause reaping the orphan")
+                                          if e["pid"] == orphan],
+                                 _("the pause reaping the orphan"))
         finally:
             pause.terminate()
             pause.wait(STOP_TIMEOUT)
     [member] = [k for k in kids if k != orphan]
     return {"orphan_adopted_by_pause": orphan in kids, "reaped_status": event["status"],
             "namespaces_shared_with_notebook": shared,
-            "lines": [f"pause {pause.pid}: a child subreaper, in this notebook's namespaces",
-                      f" ├─ {member} sleep   member 2, the pod's application: PPID {pause.pid}",
-                      f" └─ {orphan} sleep   the orphan of member 1 (exited): PPID {pause.pid}",
-                      f"killed the orphan: the pause reaped it, status {event['status']}",
-                      "namespaces shared with this notebook (nothing isolated): "
-                      f"{'all' if shared else 'not all'}"]}
+            "lines": [_("pause {pid}: a child subreaper, in this notebook's namespaces").format(
+                          pid=pause.pid),
+                      _(" ├─ {member} sleep   member 2, the pod's application: PPID {pid}")
+                      .format(member=member, pid=pause.pid),
+                      _(" └─ {orphan} sleep   the orphan of member 1 (exited): PPID {pid}")
+                      .format(orphan=orphan, pid=pause.pid),
+                      _("killed the orphan: the pause reaped it, status {status}").format(
+                          status=event["status"]),
+                      _("namespaces shared with this notebook (nothing isolated): all")
+                      if shared else
+                      _("namespaces shared with this notebook (nothing isolated): not all")]}
 
 
 STUBBORN = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
@@ -270,10 +289,10 @@ def kubelet_stop(pod: Pod, grace: float = 1.0) -> dict:
     stubborn.stdout.close()
     statuses = {"sleep": sleeper.returncode, "ignores SIGTERM": stubborn.returncode}
     return {"statuses": statuses, "closed": pod.closed,
-            "lines": [f"pod.close(grace={grace:g}): each member SIGTERM, SIGKILL after the "
-                      "grace, then the pause",
-                      *(f"  member {name!r:18} exit status {code}" for name, code in
-                        statuses.items())]}
+            "lines": [_("pod.close(grace={grace:g}): each member SIGTERM, SIGKILL after the "
+                        "grace, then the pause").format(grace=grace),
+                      *(_("  member {name!r:18} exit status {code}").format(name=name, code=code)
+                        for name, code in statuses.items())]}
 
 
 def namespace_rule(hostname: str = "pod-b") -> dict:
@@ -285,9 +304,9 @@ def namespace_rule(hostname: str = "pod-b") -> dict:
     finally:
         pod.close()
     return {"member_status": member.returncode,
-            "lines": ["stopped only the pause (PID 1 of the pod's PID namespace)",
-                      f"  the member 'sleep' that was still running: exit status "
-                      f"{member.returncode} (128 + SIGKILL's 9)"]}
+            "lines": [_("stopped only the pause (PID 1 of the pod's PID namespace)"),
+                      _("  the member 'sleep' that was still running: exit status {status} "
+                        "(128 + SIGKILL's 9)").format(status=member.returncode)]}
 
 
 def record() -> dict[str, dict]:

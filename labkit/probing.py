@@ -17,6 +17,7 @@ import signal
 import subprocess
 
 from labkit import programs
+from labkit.i18n import _
 
 PROBE_TIMEOUT = 5.0   # seconds for one probe; a probe that runs over is killed with its group
 
@@ -44,7 +45,7 @@ def refusal(answer: dict) -> str:
     """ "EPERM (Operation not permitted)" from a probe's answer."""
     if answer.get("errno"):
         return f"{answer['errno']} ({answer.get('error', '')})"
-    return answer.get("error") or "no reason given"
+    return answer.get("error") or _("no reason given")
 
 
 # --- probes: experiments in a fresh interpreter -------------------------------------------
@@ -62,11 +63,12 @@ def run_probe(args: list[str], pass_fds: tuple[int, ...] = (),
             stderr=subprocess.PIPE, pass_fds=pass_fds, env=programs.environment(),
             start_new_session=True)
     except OSError as exc:
-        return {"ok": False, "error": f"could not start the probe: {exc}"}
+        return {"ok": False, "error": _("could not start the probe: {error}").format(error=exc)}
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"ok": False, "error": f"no answer within {timeout:g} s (the probe was killed)"}
+        return {"ok": False, "error": _("no answer within {timeout:g} s (the probe was "
+                                        "killed)").format(timeout=timeout)}
     finally:
         if proc.poll() is None:
             _kill_group(proc)
@@ -89,8 +91,8 @@ def _answer(code: int, out: bytes, err: bytes) -> dict:
         except ValueError:
             pass
     said = err.decode(errors="replace").strip().splitlines()
-    return {"ok": False, "error": f"the probe failed (exit status {code}): "
-                                  f"{said[-1] if said else 'it said nothing'}"}
+    return {"ok": False, "error": _("the probe failed (exit status {code}): {said}").format(
+        code=code, said=said[-1] if said else _("it said nothing"))}
 
 
 def attempts(probe: str, commands: tuple[str, str]) -> list[dict]:

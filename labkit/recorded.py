@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 
 from labkit.errors import LabError, NamespaceUnavailable
+from labkit.i18n import N_, _
 
 # Package data, not a folder of the checkout: on Binder labkit is installed (binder/postBuild),
 # and the recordings must travel with it.
@@ -40,18 +41,19 @@ def load(notebook: str) -> dict:
         with open(path(notebook)) as f:
             return json.load(f)
     except FileNotFoundError:
-        raise LabError(f"no recorded run of {notebook} at {path(notebook)}: make one on a "
-                       "machine that allows namespaces with `python tools/record_runs.py`") \
-            from None
+        raise LabError(_("no recorded run of {notebook} at {path}: make one on a machine that "
+                         "allows namespaces with `python tools/record_runs.py`").format(
+                             notebook=notebook, path=path(notebook))) from None
 
 
 def label(recording: dict) -> str:
     """Where, when, on which kernel and as whom the run was made, and where to read it all."""
     made = recording["recorded"]
     site = SITE.format(notebook=recording["notebook"])
-    return (f"RECORDED, not run here: a real run on {made['machine']} (Linux {made['kernel']}, "
-            f"as {made['user']}) at {made['when']}, by tools/record_runs.py. The whole notebook, "
-            f"executed there: {site}")
+    return _("RECORDED, not run here: a real run on {machine} (Linux {kernel}, as {user}) at "
+             "{when}, by tools/record_runs.py. The whole notebook, executed there: {site}").format(
+                 machine=made["machine"], kernel=made["kernel"], user=made["user"],
+                 when=made["when"], site=site)
 
 
 def structure(value: object, key: str = "") -> object:
@@ -74,13 +76,16 @@ class NotHere(LabError):
     shows the recording, as for a refused namespace."""
 
 
+EARLIER = N_("a step before this one could not run here")
+
+
 class Lesson:
     """One notebook's experiments: each runs live where the machine allows it, or else is shown
     from the notebook's recording, labelled, after the reason the kernel gave."""
 
     def __init__(self, notebook: str) -> None:
         self.notebook = notebook
-        self.refusal = "a step before this one could not run here"  # replaced by the real reason
+        self.refusal = EARLIER  # replaced by the real reason
         self._told = False
 
     def refused(self, reason: str, told: bool = False) -> None:
@@ -106,9 +111,10 @@ class Lesson:
 
     def show_recorded(self, step: str) -> dict:
         recording = load(self.notebook)
-        why = "(see above)" if self._told else self.refusal
+        why = _("(see above)") if self._told else _(self.refusal)
         self._told = True
-        print(f"Not possible on this machine: {why}\n{label(recording)}\n")
+        print(_("Not possible on this machine: {why}").format(why=why))
+        print(label(recording) + "\n")
         result = recording["steps"][step]
         print("\n".join(result["lines"]))
         return result

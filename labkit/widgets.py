@@ -61,6 +61,7 @@ from labkit.dashboard_text import (
     tree_html,
 )
 from labkit.errors import LabClosedError, LabError
+from labkit.i18n import _
 from labkit.lab import Lab, Parent
 from labkit.liveplot import LiveGrowth
 from labkit.observe import Series, Snapshot
@@ -100,11 +101,12 @@ class Dashboard(DashboardActions):
         self.window = checks.seconds(window, "window", low=1.0, high=3600.0)
         lifetime = checks.seconds(lifetime, "lifetime", high=LIFETIME_MAX)
         if lab is not None and not isinstance(lab, Lab):
-            raise TypeError(f"lab must be a labkit.Lab (or None for a new one), not {lab!r}")
+            raise TypeError(_("lab must be a labkit.Lab (or None for a new one), not "
+                              "{lab!r}").format(lab=lab))
         self.owns_lab = lab is None
         self.lab: Lab = Lab() if lab is None else lab
         checks.count(children, "children", low=1, high=self.lab.max_procs,
-                     why_high="(the lab's max_procs)")
+                     why_high=_("(the lab's max_procs)"))
 
         self.parent: Parent | None = None
         self.series = Series()
@@ -125,7 +127,8 @@ class Dashboard(DashboardActions):
             self._build(policy, children, lifetime)
             try:
                 self.parent = self.lab.parent(policy)
-                self._say(f"parent {self.parent.pid} is ready (policy {policy!r}): press Fork")
+                self._say(_("parent {pid} is ready (policy {policy!r}): press Fork").format(
+                    pid=self.parent.pid, policy=policy))
             except (LabError, ValueError, OSError) as e:
                 self._say(explain(e), error=True)
             self.refresh()
@@ -142,7 +145,8 @@ class Dashboard(DashboardActions):
         style = {"description_width": "initial"}
         self.policy = w.Dropdown(options=list(POLICIES), value=policy, description="policy",
                                  style=style, layout=w.Layout(width="180px"),
-                                 tooltip="what the next parent does with its exited children")
+                                 tooltip=_("what the next parent does with its exited "
+                                           "children"))
         self.children = w.IntSlider(value=children, min=1, max=self.lab.max_procs,
                                     description="children", style=style,
                                     continuous_update=False, layout=w.Layout(width="300px"))
@@ -220,18 +224,18 @@ class Dashboard(DashboardActions):
         still work when clicked). A cell run again makes a new dashboard, and the old one must
         not go on taking a share of the kernel (on Binder, of its only CPU) unseen."""
         if self._closed:
-            raise RuntimeError("this dashboard is closed; make a new one")
+            raise RuntimeError(_("this dashboard is closed; make a new one"))
         if self.running:
             return
         loop = _running_loop()
         if loop is None:
-            raise RuntimeError("start() needs a running asyncio event loop, as in a Jupyter "
-                               "kernel; elsewhere call refresh() yourself")
+            raise RuntimeError(_("start() needs a running asyncio event loop, as in a Jupyter "
+                                 "kernel; elsewhere call refresh() yourself"))
         for other in list(_LIVE):
             if other is not self and other.running:
                 other.stop()
-                other._say("this dashboard stopped refreshing: a newer one is live "
-                           "(its start() method brings this one back)")
+                other._say(_("this dashboard stopped refreshing: a newer one is live "
+                             "(its start() method brings this one back)"))
         self._task = loop.create_task(self._run(), name="labkit-dashboard")
         _LIVE.add(self)
 
@@ -253,7 +257,7 @@ class Dashboard(DashboardActions):
             try:
                 self.refresh()
             except Exception as e:  # nothing may escape into the kernel's event loop
-                self._say(f"refresh failed: {explain(e)}", error=True)
+                self._say(_("refresh failed: {error}").format(error=explain(e)), error=True)
             if self.lab.closed:
                 return
             took = time.monotonic() - started
@@ -281,8 +285,8 @@ class Dashboard(DashboardActions):
             snap = self.lab.snapshot()
         except LabClosedError:
             self.snapshot = None
-            self._say("the lab is closed: its processes are gone. Start a new lab and dashboard",
-                      error=True)
+            self._say(_("the lab is closed: its processes are gone. Start a new lab and "
+                        "dashboard"), error=True)
             self._update_buttons(None)
             self.stop()
             return None
