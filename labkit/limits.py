@@ -12,6 +12,7 @@ import os
 import resource
 
 from labkit import procfs
+from labkit.i18n import _
 
 SHARE = 0.5          # of the PIDs still free
 DEFAULT_MAX_PROCS = 1000
@@ -67,14 +68,14 @@ def ceiling() -> tuple[int, str]:
     """The largest max_procs this machine allows now, and the reason for it."""
     free = procfs.pid_max() - procfs.tasks_in_use()
     best = int(free * SHARE)
-    reason = (f"half of the {free} PIDs free on this machine "
-              f"(pid_max {procfs.pid_max()}, {procfs.tasks_in_use()} in use)")
+    reason = _("half of the {free} PIDs free on this machine (pid_max {pid_max}, {used} in use)"
+               ).format(free=free, pid_max=procfs.pid_max(), used=procfs.tasks_in_use())
     group = cgroup_pids_free()
     if group is not None and int(group * SHARE) < best:
         best = int(group * SHARE)
-        reason = f"half of the {group} PIDs left under this cgroup's pids.max"
-    soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+        reason = _("half of the {group} PIDs left under this cgroup's pids.max").format(group=group)
+    soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
     if os.geteuid() != 0 and soft != resource.RLIM_INFINITY and int(soft * SHARE) < best:
         best = int(soft * SHARE)
-        reason = f"half of this user's process limit (RLIMIT_NPROC = {soft})"
+        reason = _("half of this user's process limit (RLIMIT_NPROC = {soft})").format(soft=soft)
     return best, reason

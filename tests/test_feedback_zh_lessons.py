@@ -197,3 +197,11 @@ def test_who_adopts_orphans_is_told_in_chinese(english):
     assert failed["error"] == "探测进程失败（退出状态 3）：boom"
     assert adoption.describe_orphans(measured, cached=True)["summary"].startswith(
         "PID 1 (bash); it did NOT reap the test orphan within 5 s")
+
+
+def test_the_reason_for_the_largest_lab_is_said_in_the_notebooks_language():
+    from labkit import limits
+    assert "PIDs" in limits.ceiling()[1] and "half of" in limits.ceiling()[1]
+    with i18n.use("zh"):
+        reason = limits.ceiling()[1]
+    assert "的一半" in reason and "half" not in reason
