@@ -21,7 +21,8 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 from matplotlib import cbook
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
+from matplotlib.font_manager import fontManager, get_font
 
 LEVEL = 1  # zlib level: 1 is about twice as fast as 6 here, for about a third more bytes
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -63,10 +64,115 @@ def software() -> dict[str, str | None]:
     return {"Software": f"Matplotlib version{mpl.__version__}, https://matplotlib.org/"}
 
 
+# --- text kept across figures -------------------------------------------------------------
+
+_KEPT = 2048  # texts (and as many measurements) kept: a few figures' worth of titles and ticks
+_glyphs: dict[tuple, tuple] = {}
+_metrics: dict[tuple, tuple[float, float, float]] = {}
+
+
+def _keep(kept: dict, key: tuple, value: object) -> None:
+    if len(kept) >= _KEPT:
+        del kept[next(iter(kept))]  # the oldest first: dicts keep their insertion order
+    kept[key] = value
+
+
+class _Recorder:
+    """Stands in for a renderer's Agg core while matplotlib draws one text: passes every call
+    through, and keeps a copy of each glyph bitmap and where it went."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self.glyphs: list[tuple] = []
+        self.other = False  # something besides glyph bitmaps was drawn: keep nothing
+
+    def draw_text_image(self, image: Any, x: Any, y: Any, angle: Any, gc: Any) -> None:
+        self.core.draw_text_image(image, x, y, angle, gc)
+        self.glyphs.append((np.array(image, dtype=np.uint8), x, y, angle))
+
+    def __getattr__(self, name: str) -> Any:
+        self.other = True
+        return getattr(self.core, name)
+
+
+class TextKeepingRenderer(RendererAgg):
+    """matplotlib's Agg renderer that keeps, across figures, what FreeType made of a text: its
+    size (for layout) and its glyph bitmaps where they were drawn (for pixels).
+
+    matplotlib keeps text sizes per renderer, and every figure has a renderer of its own, so a
+    new figure shaped, measured and rasterised its title, legend and tick labels afresh, glyph
+    by glyph: most of what plot.growth cost beyond a bare figure (issue 11). The kept results
+    are keyed on everything matplotlib reads to make them (the font files, as resolved, the
+    size, dpi, hinting, antialiasing, the text, its position and angle), so a text drawn again
+    lands the same glyph bitmaps on the same pixels; its colour and clipping are applied anew.
+    Maths text ($...$) and TeX are drawn as matplotlib draws them, unkept."""
+
+    def _font_key(self, prop: Any) -> tuple:
+        font = get_font(fontManager._find_fonts_by_props(prop))
+        return font, prop.get_size_in_points(), self.dpi, get_hinting_flag()
+
+    def get_text_width_height_descent(self, s: str, prop: Any, ismath: Any) -> Any:
+        if ismath:
+            return super().get_text_width_height_descent(s, prop, ismath)
+        key = (*self._font_key(prop), s)
+        size = _metrics.get(key)
+        if size is None:
+            size = super().get_text_width_height_descent(s, prop, ismath)
+            _keep(_metrics, key, size)
+        return size
+
+    def draw_text(self, gc: Any, x: float, y: float, s: str, prop: Any, angle: float,
+                  ismath: Any = False, mtext: Any = None) -> None:
+        if ismath:
+            super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+            return
+        try:
+            key = (*self._font_key(prop), self.height, s, x, y, angle, gc.get_antialiased(),
+                   _hashable(mtext.get_fontfeatures()) if mtext is not None else None,
+                   _hashable(mtext.get_language()) if mtext is not None else None)
+            glyphs = _glyphs.get(key)
+        except TypeError:  # something unhashable: draw it as matplotlib does
+            super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+            return
+        if glyphs is None:
+            glyphs = self._draw_and_record(gc, x, y, s, prop, angle, mtext)
+            if glyphs is not None:
+                _keep(_glyphs, key, glyphs)
+            return
+        for image, gx, gy, gangle in glyphs:
+            self._renderer.draw_text_image(image, gx, gy, gangle, gc)
+
+    def _draw_and_record(self, gc: Any, x: float, y: float, s: str, prop: Any, angle: float,
+                         mtext: Any) -> tuple | None:
+        recorder = _Recorder(self._renderer)
+        self._renderer = recorder
+        try:
+            super().draw_text(gc, x, y, s, prop, angle, False, mtext)
+        finally:
+            self._renderer = recorder.core
+        return None if recorder.other else tuple(recorder.glyphs)
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    hash(value)
+    return value
+
+
 class PngCanvas(FigureCanvasAgg):
     """matplotlib's Agg canvas, saving PNGs with `rgba_png` (savefig(..., format="png") and a
     LabFigure's `_repr_png_` come here). With `pil_kwargs` the caller asks for Pillow's
     options: then Pillow writes the file, as matplotlib does."""
+
+    def get_renderer(self) -> RendererAgg:
+        # FigureCanvasAgg.get_renderer, with the renderer that keeps text across figures.
+        w, h = self.get_width_height(physical=True)
+        key = w, h, self.figure.dpi
+        if self._lastKey != key:
+            self.renderer = TextKeepingRenderer(w, h, self.figure.dpi)
+            self._lastKey = key
+        return self.renderer
 
     def print_png(self, filename_or_obj: Any, *, metadata: dict | None = None,
                   pil_kwargs: dict | None = None, **kwargs: Any) -> None:
