@@ -69,6 +69,7 @@ def software() -> dict[str, str | None]:
 _KEPT = 2048  # texts (and as many measurements) kept: a few figures' worth of titles and ticks
 _glyphs: dict[tuple, tuple] = {}
 _metrics: dict[tuple, tuple[float, float, float]] = {}
+_heights: dict[tuple, tuple] = {}
 
 
 def _keep(kept: dict, key: tuple, value: object) -> None:
@@ -121,6 +122,17 @@ class TextKeepingRenderer(RendererAgg):
             _keep(_metrics, key, size)
         return size
 
+    def _get_font_height_metrics(self, prop: Any) -> tuple:
+        # Text._get_layout (matplotlib 3.11) asks a renderer for its font's ascent, descent and
+        # line gap before reading them from the font's tables itself (the same arithmetic, here
+        # at the renderer's dpi, which is the figure's whenever a figure draws).
+        key = self._font_key(prop)
+        heights = _heights.get(key)
+        if heights is None:
+            heights = _font_heights(key[0], key[1], self.dpi)
+            _keep(_heights, key, heights)
+        return heights
+
     def draw_text(self, gc: Any, x: float, y: float, s: str, prop: Any, angle: float,
                   ismath: Any = False, mtext: Any = None) -> None:
         if ismath:
@@ -151,6 +163,20 @@ class TextKeepingRenderer(RendererAgg):
         finally:
             self._renderer = recorder.core
         return None if recorder.other else tuple(recorder.glyphs)
+
+
+def _font_heights(font: Any, size: float, dpi: float) -> tuple:
+    """Ascent, descent and line gap in pixels, as Text._get_layout reads them from the font's
+    tables: OS/2's typographic values, else hhea's; (None, None, None) when it has neither."""
+    for table_name, gap, ascent, descent in (
+            ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+            ("hhea", "lineGap", "ascent", "descent")):
+        table = font.get_sfnt_table(table_name)
+        if table is None:
+            continue
+        scale = 1 / font.get_sfnt_table("head")["unitsPerEm"] * size * dpi / 72
+        return table[ascent] * scale, -table[descent] * scale, table[gap] * scale
+    return None, None, None
 
 
 def _hashable(value: Any) -> Any:
