@@ -1,4 +1,4 @@
-"""PNG files of labkit's figures, encoded cheaply: the same pixels in a few milliseconds.
+"""The canvas labkit's figures live on: PNGs encoded cheaply, and text kept across figures.
 
 matplotlib saves a PNG through Pillow, which tries every PNG row filter on every row to find the
 smallest file (and compresses at zlib level 6): for a 1280 x 720 figure that took as long as
@@ -6,8 +6,14 @@ drawing a bare figure did (issue 11). A plot is mostly flat colour, which zlib c
 without row filters, so this module writes the rows unfiltered at zlib level 1: the same RGBA
 pixels, the same metadata, in about a fifth of the time, in a file about a quarter larger.
 
+Drawing text was the rest of what a lab figure cost beyond a bare one: matplotlib keeps text
+sizes per renderer, one per figure, so every new figure had FreeType shape, measure and
+rasterise its title, labels and legend again, glyph by glyph in Python (matplotlib 3.11). The
+canvas's renderer keeps those results for the process, keyed on all that FreeType is given.
+
     rgba_png(pixels, dpi=128)      bytes of a PNG file holding an (height, width, 4) uint8 array
-    PngCanvas(figure)              an Agg canvas whose print_png (savefig, _repr_png_) uses it
+    PngCanvas(figure)              an Agg canvas whose print_png (savefig, _repr_png_) uses it,
+                                   drawing with a TextKeepingRenderer
 
 Knows no processes and no widgets; `labkit.plotstyle.LabFigure` puts its figures on this canvas.
 """
@@ -15,6 +21,7 @@ Knows no processes and no widgets; `labkit.plotstyle.LabFigure` puts its figures
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from typing import Any
 
@@ -72,10 +79,14 @@ _metrics: dict[tuple, tuple[float, float, float]] = {}
 _heights: dict[tuple, tuple] = {}
 
 
+_keeping = threading.Lock()  # a dashboard's thread and the notebook's may draw at once
+
+
 def _keep(kept: dict, key: tuple, value: object) -> None:
-    if len(kept) >= _KEPT:
-        del kept[next(iter(kept))]  # the oldest first: dicts keep their insertion order
-    kept[key] = value
+    with _keeping:
+        if len(kept) >= _KEPT:
+            del kept[next(iter(kept))]  # the oldest first: dicts keep their insertion order
+        kept[key] = value
 
 
 class _Recorder:
@@ -89,7 +100,14 @@ class _Recorder:
 
     def draw_text_image(self, image: Any, x: Any, y: Any, angle: Any, gc: Any) -> None:
         self.core.draw_text_image(image, x, y, angle, gc)
-        self.glyphs.append((np.array(image, dtype=np.uint8), x, y, angle))
+        try:  # matplotlib 3.11 passes a glyph's bitmap; older ones the font (a 2-D buffer)
+            copy = np.array(image, dtype=np.uint8)
+        except (TypeError, ValueError):
+            copy = None
+        if copy is None or copy.ndim != 2:
+            self.other = True
+        else:
+            self.glyphs.append((copy, x, y, angle))
 
     def __getattr__(self, name: str) -> Any:
         self.other = True
@@ -140,8 +158,7 @@ class TextKeepingRenderer(RendererAgg):
             return
         try:
             key = (*self._font_key(prop), self.height, s, x, y, angle, gc.get_antialiased(),
-                   _hashable(mtext.get_fontfeatures()) if mtext is not None else None,
-                   _hashable(mtext.get_language()) if mtext is not None else None)
+                   *_shaping(mtext))
             glyphs = _glyphs.get(key)
         except TypeError:  # something unhashable: draw it as matplotlib does
             super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
@@ -162,7 +179,8 @@ class TextKeepingRenderer(RendererAgg):
             super().draw_text(gc, x, y, s, prop, angle, False, mtext)
         finally:
             self._renderer = recorder.core
-        return None if recorder.other else tuple(recorder.glyphs)
+        # Nothing recorded: matplotlib drew it some other way (or it was blank): keep nothing.
+        return None if recorder.other or not recorder.glyphs else tuple(recorder.glyphs)
 
 
 def _font_heights(font: Any, size: float, dpi: float) -> tuple:
@@ -177,6 +195,13 @@ def _font_heights(font: Any, size: float, dpi: float) -> tuple:
         scale = 1 / font.get_sfnt_table("head")["unitsPerEm"] * size * dpi / 72
         return table[ascent] * scale, -table[descent] * scale, table[gap] * scale
     return None, None, None
+
+
+def _shaping(mtext: Any) -> tuple:
+    """A Text's OpenType features and language (matplotlib 3.11 shapes text with them), as
+    parts of a key; TypeError when one is unhashable."""
+    options = (getattr(mtext, "get_fontfeatures", None), getattr(mtext, "get_language", None))
+    return tuple(_hashable(get()) if get is not None else None for get in options)
 
 
 def _hashable(value: Any) -> Any:
