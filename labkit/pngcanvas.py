@@ -21,8 +21,8 @@ Knows no processes and no widgets; `labkit.plotstyle.LabFigure` puts its figures
 from __future__ import annotations
 
 import struct
-import threading
 import zlib
+from collections import OrderedDict
 from typing import Any
 
 import matplotlib as mpl
@@ -73,20 +73,38 @@ def software() -> dict[str, str | None]:
 
 # --- text kept across figures -------------------------------------------------------------
 
-_KEPT = 2048  # texts (and as many measurements) kept: a few figures' worth of titles and ticks
-_glyphs: dict[tuple, tuple] = {}
-_metrics: dict[tuple, tuple[float, float, float]] = {}
-_heights: dict[tuple, tuple] = {}
+class _Kept:
+    """Results keyed on their inputs, at most `size`, the least recently used dropped first:
+    a dashboard's x tick labels, new every frame, must not push out the titles and legends
+    every figure shows. OrderedDict's methods are single steps under the GIL, so a dashboard's
+    thread and the notebook's may draw at once."""
+
+    def __init__(self, size: int) -> None:
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
+        self._size = size
+
+    def get(self, key: tuple) -> Any:
+        value = self._items.get(key)
+        if value is not None:
+            try:
+                self._items.move_to_end(key)
+            except KeyError:  # dropped by another thread meanwhile
+                pass
+        return value
+
+    def put(self, key: tuple, value: Any) -> None:
+        self._items[key] = value
+        while len(self._items) > self._size:
+            try:
+                self._items.popitem(last=False)
+            except KeyError:
+                break
 
 
-_keeping = threading.Lock()  # a dashboard's thread and the notebook's may draw at once
-
-
-def _keep(kept: dict, key: tuple, value: object) -> None:
-    with _keeping:
-        if len(kept) >= _KEPT:
-            del kept[next(iter(kept))]  # the oldest first: dicts keep their insertion order
-        kept[key] = value
+# A few figures' worth of texts (titles, legends, tick labels) and their fonts' measures.
+_glyphs = _Kept(2048)
+_metrics = _Kept(2048)
+_heights = _Kept(256)
 
 
 class _Recorder:
@@ -137,7 +155,7 @@ class TextKeepingRenderer(RendererAgg):
         size = _metrics.get(key)
         if size is None:
             size = super().get_text_width_height_descent(s, prop, ismath)
-            _keep(_metrics, key, size)
+            _metrics.put(key, size)
         return size
 
     def _get_font_height_metrics(self, prop: Any) -> tuple:
@@ -148,7 +166,7 @@ class TextKeepingRenderer(RendererAgg):
         heights = _heights.get(key)
         if heights is None:
             heights = _font_heights(key[0], key[1], self.dpi)
-            _keep(_heights, key, heights)
+            _heights.put(key, heights)
         return heights
 
     def draw_text(self, gc: Any, x: float, y: float, s: str, prop: Any, angle: float,
@@ -166,7 +184,7 @@ class TextKeepingRenderer(RendererAgg):
         if glyphs is None:
             glyphs = self._draw_and_record(gc, x, y, s, prop, angle, mtext)
             if glyphs is not None:
-                _keep(_glyphs, key, glyphs)
+                _glyphs.put(key, glyphs)
             return
         for image, gx, gy, gangle in glyphs:
             self._renderer.draw_text_image(image, gx, gy, gangle, gc)
