@@ -63,7 +63,8 @@ class LabFigure(Figure):
     never imports; this one renders itself (at its own size: 1280 x 720 for the standard figures),
     so `plot.growth(series)` as the last line of a cell shows the picture, in JupyterLab and
     under nbclient/nbconvert alike. It lives on a `labkit.pngcanvas.PngCanvas`: its PNGs (here
-    and from savefig) hold the pixels Agg drew, encoded in a fraction of Pillow's time.
+    and from savefig) hold the pixels Agg drew, encoded in a fraction of Pillow's time, and its
+    text is measured and rasterised once for all figures that show it again.
     """
 
     def __init__(self, *args, **kwargs) -> None:

@@ -382,3 +382,66 @@ def test_a_figure_saved_as_png_holds_the_pixels_pillow_would_write():
     transparent = io.BytesIO()
     fig.savefig(transparent, format="png", transparent=True)
     assert pixels(transparent.getvalue())[0, 0, 3] == 0  # alpha survives where there is any
+
+
+# --- text kept across figures (labkit.pngcanvas) -----------------------------------------------
+
+
+def agg_pixels(fig: Figure, canvas_class) -> np.ndarray:
+    canvas = canvas_class(fig)  # the figure now lives on this canvas
+    canvas.draw()
+    return np.array(canvas.buffer_rgba())
+
+
+def test_text_kept_across_figures_draws_the_pixels_of_matplotlibs_own_renderer():
+    """Every figure drawn twice on labkit's canvas (the second time from text kept by the first)
+    holds the pixels matplotlib's own Agg canvas draws, colour and clipping of the text too."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from labkit.pngcanvas import PngCanvas
+
+    def recoloured() -> Figure:  # the same texts in the same places, in other colours, clipped
+        fig = plot.growth(small_series())
+        ax = fig.axes[0]
+        ax.title.set_color(plot.ALERT)
+        for label in ax.get_yticklabels():
+            label.set_color("purple")
+        ax.text(-0.1, 0.5, "clipped by the axes", clip_on=True, fontsize=30)
+        return fig
+
+    snap = Snapshot((Proc(1, 0, "sleeping", "root", "pause", 1),
+                     Proc(2, 1, "zombie", "child", "lab-child", 2)), 1)
+    makers = [lambda: plot.growth(small_series()), recoloured,
+              lambda: plot.growth(budget_series(), title="Same text, other place"),
+              lambda: plot.pid_budget(budget_series(), 40), lambda: plot.tree(snap),
+              lambda: plot.compare({"a": small_series(), "b": budget_series()})]
+    for _ in range(2):
+        for make in makers:
+            ours = agg_pixels(make(), PngCanvas)
+            assert np.array_equal(ours, agg_pixels(make(), FigureCanvasAgg)), make
+
+
+def test_a_second_figure_does_not_measure_or_rasterise_its_text_again(monkeypatch):
+    """What makes plot.growth cheap: its title, labels, legend and marks are measured and
+    rasterised by FreeType once; the same figure again reuses both (pixels: the test above)."""
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    calls = {"measured": 0, "drawn": 0}
+    measure, draw = RendererAgg.get_text_width_height_descent, RendererAgg.draw_text
+
+    def counted_measure(self, *args, **kwargs):
+        calls["measured"] += 1
+        return measure(self, *args, **kwargs)
+
+    def counted_draw(self, *args, **kwargs):
+        calls["drawn"] += 1
+        return draw(self, *args, **kwargs)
+
+    monkeypatch.setattr(RendererAgg, "get_text_width_height_descent", counted_measure)
+    monkeypatch.setattr(RendererAgg, "draw_text", counted_draw)
+    series, title = budget_series(), f"A title not drawn before {time.monotonic_ns()}"
+    png_size(plot.growth(series, title=title))
+    assert calls["drawn"] >= 1 and calls["measured"] >= 1  # matplotlib's own, for the title
+    calls.update(measured=0, drawn=0)
+    png_size(plot.growth(series, title=title))
+    assert calls == {"measured": 0, "drawn": 0}
