@@ -264,3 +264,19 @@ def test_a_mixed_submission_loses_exactly_the_marks_of_its_wrong_cells(autograde
     shown = autograded_outputs(autograded, "08-exercises", COPIER)
     assert f"exercises for {COPIER}" in shown
     assert "ps listing: not yet" in shown and "signals coalesce" in shown
+
+
+def test_the_course_tool_keeps_a_teachers_edited_notebook_unless_forced(tmp_path):
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, course_tool.__file__, str(tmp_path), *args],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "assignment 08-exercises-zh:" in run("--lang", "zh")
+    assert sorted(os.listdir(tmp_path / "source")) == sorted(of("zh"))
+    edited = tmp_path / "source" / "08-exercises-zh" / "08-exercises.ipynb"
+    edited.write_text(edited.read_text() + "\n")
+    assert "kept " in run("--lang", "zh") and edited.read_text().endswith("\n\n")
+    run("--lang", "zh", "--force")
+    assert edited.read_bytes() == open(of("zh")["08-exercises-zh"], "rb").read()
