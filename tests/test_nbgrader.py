@@ -21,7 +21,7 @@ import nbformat
 import pytest
 from support import child_env, install_kernel
 
-# About 200 s on two shared cores: generates, and autogrades of real processes in two editions.
+# About 250 s on two shared cores: generates, and autogrades of real processes in two editions.
 pytestmark = pytest.mark.slow
 pytest.importorskip("nbgrader", reason="nbgrader is in requirements-dev.txt")
 from nbgrader.api import Gradebook  # noqa: E402
@@ -129,8 +129,9 @@ def test_nbgrader_releases_every_exercise_notebook_without_answers_or_hidden_tes
         assert "grader." not in text  # the hidden checks are gone
         # Our own tool's folder mode makes the same student version as nbgrader, cell for
         # cell, where students keep it (the Chinese in zh/, which makes labkit speak Chinese).
-        ours = nbformat.read(os.path.join(student_versions, tool.EDITIONS[lang][1],
-                                          os.path.basename(path)), as_version=4)
+        folder = os.path.join(student_versions, tool.EDITIONS[lang][1])
+        assert i18n.folder_language(folder) == lang
+        ours = nbformat.read(os.path.join(folder, os.path.basename(path)), as_version=4)
         assert [c.source for c in ours.cells] == [c.source for c in release.cells], name
         # nbgrader reads our metadata as we wrote it (it adds a checksum and the cell type),
         # and every edition grades the English cells for the English points.
