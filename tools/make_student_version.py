@@ -1,9 +1,16 @@
 """Write the student versions of the course's exercise notebooks, as `nbgrader generate_assignment`
 would, without needing nbgrader.
 
-    python tools/make_student_version.py OUTDIR              every notebook in notebooks/ that
-                                                             has solution cells, into OUTDIR
+    python tools/make_student_version.py OUTDIR              every exercise notebook of both
+                                                             editions, laid out as notebooks/ is
+    python tools/make_student_version.py OUTDIR --lang zh    the Chinese edition only (or en)
     python tools/make_student_version.py OUT.ipynb SOURCE    one notebook
+
+An exercise notebook is one with solution cells. Folder mode writes the English edition's into
+OUTDIR (OUTDIR/08-exercises.ipynb) and the Chinese edition's, from notebooks/zh/, into OUTDIR/zh
+(OUTDIR/zh/08-exercises.ipynb): the layout of notebooks/, which students keep. The folder name
+is what makes labkit's feedback Chinese (labkit.i18n.folder_language: a folder named `zh` or
+ending in `-zh`), since the code cells of both editions are the same.
 
 A source notebook is the teacher's copy. Its cells follow nbgrader's conventions (metadata
 schema 3): in every cell, a line that contains the solution-begin marker starts a region that
@@ -25,6 +32,8 @@ import nbformat
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(REPO, "notebooks")
+# Each edition's teacher's notebooks, and the subfolder its student versions go to (folder mode).
+EDITIONS = {"en": (NOTEBOOKS, ""), "zh": (os.path.join(NOTEBOOKS, "zh"), "zh")}
 # nbgrader's ClearSolutions and ClearHiddenTests delimiters (a substring of the line).
 BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -99,6 +108,17 @@ def exercise_notebooks(folder: str = NOTEBOOKS) -> list[str]:
     return [p for p in paths if has_solutions(nbformat.read(p, as_version=4))]
 
 
+def student_pairs(outdir: str, langs: list[str]) -> list[tuple[str, str]]:
+    """(teacher's notebook, student version) of every exercise notebook of the editions `langs`,
+    the student versions laid out under `outdir` as notebooks/ is (the Chinese in outdir/zh)."""
+    pairs = []
+    for lang in langs:
+        folder, sub = EDITIONS[lang]
+        pairs += [(p, os.path.join(outdir, sub, os.path.basename(p)))
+                  for p in exercise_notebooks(folder)]
+    return pairs
+
+
 def write(source: str, out: str) -> None:
     nb = student_version(nbformat.read(source, as_version=4))
     nbformat.validate(nb)
@@ -110,21 +130,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", help="a folder (every exercise notebook), or OUT.ipynb")
     parser.add_argument("source", nargs="?", help="the one teacher's notebook to convert")
+    parser.add_argument("--lang", choices=[*EDITIONS, "all"], default="all",
+                        help="folder mode: the edition(s) to write (default: all)")
     args = parser.parse_args(argv)
     if args.source is None:
         if args.out.endswith(".ipynb"):
             parser.error("give the SOURCE notebook for OUT.ipynb, or a folder for all of them")
-        pairs = [(p, os.path.join(args.out, os.path.basename(p))) for p in exercise_notebooks()]
+        pairs = student_pairs(args.out, list(EDITIONS) if args.lang == "all" else [args.lang])
     else:
+        if args.lang != "all":
+            parser.error("--lang chooses editions in folder mode; give one SOURCE or a folder")
         pairs = [(args.source, args.out)]
     if any(os.path.abspath(out) == os.path.abspath(src) for src, out in pairs):
         print("make_student_version: OUT must not be the teacher's notebook itself",
               file=sys.stderr)
         return 2
     try:
-        if args.source is None:
-            os.makedirs(args.out, exist_ok=True)
         for src, out in pairs:
+            if args.source is None:
+                os.makedirs(os.path.dirname(out), exist_ok=True)
             write(src, out)
     except (OSError, MarkerError) as exc:
         print(f"make_student_version: {exc}", file=sys.stderr)
