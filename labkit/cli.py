@@ -18,6 +18,7 @@ import time
 
 from labkit import limits
 from labkit.errors import LabError
+from labkit.i18n import N_, _, ljust
 from labkit.parent import POLICIES
 
 SAMPLE = 0.05          # seconds between samples of the lab's process table
@@ -307,14 +308,15 @@ def timeline(series, rows: int = ROWS) -> str:
     picks = sorted({round(i * (n - 1) / (rows - 1)) for i in range(rows)}) if n > rows else (
         range(n))
     zombie, running, sleeping = (series.state(s) for s in ("zombie", "running", "sleeping"))
-    lines = ["What happened over time (the lab's processes: root, agent, parent, children):",
-             "  time (s)  zombie  sleeping/running  total"]
+    lines = [_("What happened over time (the lab's processes: root, agent, parent, children):"),
+             _("  time (s)  zombie  sleeping/running  total")]
     for i in picks:
         lines.append(f"  {series.times[i]:8.2f}  {zombie[i]:6d}  {sleeping[i] + running[i]:16d}"
                      f"  {series.total[i]:5d}")
     if series.marks:
-        lines.append("  actions: " + "; ".join(f"{label} at {t:.2f} s"
-                                                for t, label in series.marks))
+        said = "; ".join(_("{label} at {t:.2f} s").format(label=label, t=t)
+                         for t, label in series.marks)
+        lines.append(_("  actions: {said}").format(said=said))
     return "\n".join(lines)
 
 
@@ -322,35 +324,41 @@ def _counts_text(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
 
 
+# What each policy leaves, with {z} the zombies at the end ("sigchld-once" has its own sentence).
+EXPLANATIONS = {
+    "none": N_("{z} zombies: the parent never called wait(2), so the kernel keeps each exited "
+               "child's PID and exit status in the process table for it. A zombie uses no memory "
+               "or CPU, but it holds a PID. Zombies go when their parent reaps them, or when it "
+               "exits: the lab's init then adopts and reaps them."),
+    "wait": N_("{z} zombies: the parent's main loop calls waitpid(2) each time SIGCHLD wakes it, "
+               "so a child is a zombie only between its exit and that call."),
+    "sigchld": N_("{z} zombies: the parent's SIGCHLD handler loops waitpid(-1, WNOHANG) until "
+                  "nothing is left, as pause.c does. The loop matters: standard signals do not "
+                  "queue (signal(7)), so one SIGCHLD may stand for many exits."),
+    "ignore": N_("{z} zombies: with SIGCHLD set to SIG_IGN the kernel reaps each child as it "
+                 "exits and keeps no status (wait(2), NOTES): no zombies, but the parent can "
+                 "never learn how a child ended."),
+}
+
+
 def explain_zombies(result: dict) -> str:
     z, n = result["final_zombies"], result["children"]
-    return {
-        "none": f"{z} zombies: the parent never called wait(2), so the kernel keeps each exited "
-                "child's PID and exit status in the process table for it. A zombie uses no "
-                "memory or CPU, but it holds a PID. Zombies go when their parent reaps them, or "
-                "when it exits: the lab's init then adopts and reaps them.",
-        "wait": f"{z} zombies: the parent's main loop calls waitpid(2) each time SIGCHLD wakes "
-                "it, so a child is a zombie only between its exit and that call.",
-        "sigchld": f"{z} zombies: the parent's SIGCHLD handler loops waitpid(-1, WNOHANG) until "
-                   "nothing is left, as pause.c does. The loop matters: standard signals do "
-                   "not queue (signal(7)), so one SIGCHLD may stand for many exits.",
-        "sigchld-once": f"{z} zombies: the SIGCHLD handler calls waitpid once per signal, but the "
-                        "kernel keeps at most one SIGCHLD pending, and more exits meanwhile add "
-                        f"nothing (signal(7)). {n} children exiting close together sent fewer "
-                        "signals than exits, so some exits were never collected: the coalescing"
-                        " bug. The fix is to loop in the handler (policy 'sigchld')."
-                        + (" This run was lucky: try more children." if z == 0 else ""),
-        "ignore": f"{z} zombies: with SIGCHLD set to SIG_IGN the kernel reaps each child as it "
-                  "exits and keeps no status (wait(2), NOTES): no zombies, but the parent can "
-                  "never learn how a child ended.",
-    }[result["policy"]]
+    policy = result["policy"]
+    if policy == "sigchld-once":
+        text = _("{z} zombies: the SIGCHLD handler calls waitpid once per signal, but the kernel "
+                 "keeps at most one SIGCHLD pending, and more exits meanwhile add nothing "
+                 "(signal(7)). {n} children exiting close together sent fewer signals than exits, "
+                 "so some exits were never collected: the coalescing bug. The fix is to loop in "
+                 "the handler (policy 'sigchld').").format(z=z, n=n)
+        return text + (_(" This run was lucky: try more children.") if z == 0 else "")
+    return _(EXPLANATIONS[policy]).format(z=z)
 
 
 def root_is(mode: str) -> str:
     """What the lab root is in a lab of `mode` (lab.mode: what the lab really runs as)."""
     if mode == "pid-namespace":
-        return "PID 1 of the lab's own PID namespace; the PIDs shown are the host's"
-    return "a child subreaper"
+        return _("PID 1 of the lab's own PID namespace; the PIDs shown are the host's")
+    return _("a child subreaper")
 
 
 def adoption_rule(mode: str) -> str:
@@ -360,42 +368,48 @@ def adoption_rule(mode: str) -> str:
     namespace (kernel/exit.c find_new_reaper; a subreaper outside the namespace never counts).
     """
     if mode == "pid-namespace":
-        return ("the kernel gives an orphan to PID 1 of its PID namespace when no ancestor "
-                "inside it is a child subreaper (pid_namespaces(7)), and here that PID 1 is the "
-                "lab root, not the machine's init")
-    return ("prctl(2) PR_SET_CHILD_SUBREAPER makes the kernel give orphans to the nearest "
-            "subreaper ancestor instead of PID 1")
+        return _("the kernel gives an orphan to PID 1 of its PID namespace when no ancestor "
+                 "inside it is a child subreaper (pid_namespaces(7)), and here that PID 1 is the "
+                 "lab root, not the machine's init")
+    return _("prctl(2) PR_SET_CHILD_SUBREAPER makes the kernel give orphans to the nearest "
+             "subreaper ancestor instead of PID 1")
 
 
 def zombies_text(result: dict, series) -> str:
-    lines = [f"Lab root PID {result['root_pid']} (the Python pause, "
-             f"{root_is(result['mode'])}); parent "
-             f"PID {result['parent_pid']} with policy {result['policy']!r} forked "
-             f"{result['children']} children (lifetime {result['lifetime']:g} s).", "",
+    lines = [_("Lab root PID {root} (the Python pause, {root_is}); parent PID {parent} with "
+               "policy {policy!r} forked {n} children (lifetime {life:g} s).").format(
+                 root=result["root_pid"], root_is=root_is(result["mode"]),
+                 parent=result["parent_pid"], policy=result["policy"], n=result["children"],
+                 life=result["lifetime"]), "",
              timeline(series), "",
-             f"At the end: {_counts_text(result['final'])} "
-             f"({sum(result['final'].values())} lab processes).",
+             _("At the end: {counts} ({total} lab processes).").format(
+                 counts=_counts_text(result["final"]), total=sum(result["final"].values())),
              result["explanation"]]
     if result["final_zombies"]:
-        lines.append(f"Then parent.reap() called waitpid for each: it collected "
-                     f"{result['reaped']} exit statuses, and those zombies are gone.")
+        lines.append(_("Then parent.reap() called waitpid for each: it collected {n} exit "
+                       "statuses, and those zombies are gone.").format(n=result["reaped"]))
     return "\n".join(lines)
 
 
 def orphans_text(result: dict, series) -> str:
     root, parent = result["root_pid"], result["parent_pid"]
     orphans = result["orphans"]
-    lines = [f"Lab root PID {root}: the Python pause, this lab's init "
-             f"({root_is(result['mode'])}).",
-             f"Parent PID {parent} forked {len(orphans)} children (lifetime "
-             f"{result['lifetime']:g} s), then exited at once.", "",
-             "  child   PPID before   PPID after the parent exited   reaped by the lab root"]
+    lines = [_("Lab root PID {root}: the Python pause, this lab's init ({root_is}).").format(
+                 root=root, root_is=root_is(result["mode"])),
+             _("Parent PID {parent} forked {n} children (lifetime {life:g} s), then exited at "
+               "once.").format(parent=parent, n=len(orphans), life=result["lifetime"]), "",
+             _("  child   PPID before   PPID after the parent exited   reaped by the lab root")]
     for o in orphans:
-        after = ("(already gone)" if o["ppid_after"] is None else
-                 f"{o['ppid_after']}{' = the lab root' if o['ppid_after'] == root else ''}")
-        reaped = (f"at {o['reaped_at']:.2f} s, exit status {o['status']}" if o["reaped_by_root"]
-                  else "no")
-        lines.append(f"  {o['pid']:<7} {str(o['ppid_before']):<13} {after:<30} {reaped}")
+        if o["ppid_after"] is None:
+            after = _("(already gone)")
+        elif o["ppid_after"] == root:
+            after = _("{ppid} = the lab root").format(ppid=root)
+        else:
+            after = str(o["ppid_after"])
+        reaped = (_("at {t:.2f} s, exit status {status}").format(t=o["reaped_at"],
+                                                                  status=o["status"])
+                  if o["reaped_by_root"] else _("no"))
+        lines.append(f"  {o['pid']:<7} {str(o['ppid_before']):<13} {ljust(after, 30)} {reaped}")
     lines += ["", _adoption_text(result), "", timeline(series)]
     return "\n".join(lines)
 
@@ -405,10 +419,12 @@ def _adoption_text(result: dict) -> str:
     seen = sum(o["ppid_after"] == root for o in orphans)
     early = sum(o["ppid_after"] is None and o["reaped_by_root"] for o in orphans)
     reaped = sum(o["reaped_by_root"] for o in orphans)
-    text = (f"{seen} of {len(orphans)} were seen adopted by the lab's init, the Python pause, "
-            f"{root_is(result['mode'])}: {adoption_rule(result['mode'])}.")
+    text = _("{seen} of {n} were seen adopted by the lab's init, the Python pause, {root_is}: "
+             "{rule}.").format(seen=seen, n=len(orphans), root_is=root_is(result["mode"]),
+                               rule=adoption_rule(result["mode"]))
     if early:
-        text += (f" {early} had exited before their parent did: their zombies were adopted too "
-                 "and reaped at once (only a parent can reap, so the root's reap proves it).")
-    return text + (f" The lab root reaped {reaped} of {len(orphans)} when they exited "
-                   "(its reap events, from waitpid).")
+        text += _(" {early} had exited before their parent did: their zombies were adopted too "
+                  "and reaped at once (only a parent can reap, so the root's reap proves it)."
+                  ).format(early=early)
+    return text + _(" The lab root reaped {reaped} of {n} when they exited (its reap events, "
+                    "from waitpid).").format(reaped=reaped, n=len(orphans))

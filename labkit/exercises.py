@@ -31,13 +31,12 @@ import os
 import random
 import re
 import textwrap
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from labkit import actions
-from labkit.i18n import N_, _, language
+from labkit.i18n import N_, _, columns, language
 from labkit.live_checks import (  # re-exported: `from labkit import exercises` keeps them
     BLOCKED_SECONDS,
     HANDLER_NAME,
@@ -288,11 +287,6 @@ WITHOUT_E = Choice(
 PS_CHOICES = {"after_exit": AFTER_EXIT, "kill9": KILL9, "without_e": WITHOUT_E}
 
 
-def _columns(text: str) -> int:
-    """How many terminal columns `text` takes: a CJK character takes two (UAX #11)."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
 _NO_LINE_START = set("，。；：、）？！”")
 
 
@@ -305,9 +299,9 @@ def _fill(text: str, width: int, indent: str) -> str:
     lines, line = [], ""
     for piece in re.findall(r"[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]|[^\s\u2e80-\u9fff"
                             r"\uf900-\ufaff\uff00-\uffef]+|\s+", text):
-        limit = width - (_columns(indent) if lines else 0)
+        limit = width - (columns(indent) if lines else 0)
         # A line may not start with closing punctuation (，。；：）、): it stays on the last.
-        if line and _columns(line + piece) > limit and piece not in _NO_LINE_START:
+        if line and columns(line + piece) > limit and piece not in _NO_LINE_START:
             lines.append(line.rstrip())
             line = "" if piece.isspace() else piece
         else:

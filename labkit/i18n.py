@@ -4,6 +4,8 @@
     N_(message)     marks a constant for translation where it is defined; pass it to _() when used
     language()      "en" or "zh"
     use(lang)       a context manager that sets the language (tests, teachers' tools)
+    columns(text)   how many terminal columns text takes (a CJK character takes two)
+    ljust(text, n)  text padded to n columns, for tables whose cells may be Chinese
 
 A notebook's code cells are the same in every edition (tools/i18n.py builds notebooks/zh/ from the
 English), so no cell can tell the checks which language to speak. The language follows where the
@@ -26,6 +28,7 @@ import ast
 import contextlib
 import glob
 import os
+import unicodedata
 from collections.abc import Iterator
 from functools import cache
 
@@ -125,3 +128,13 @@ def read_po(text: str) -> dict[str, str]:
         elif line.startswith('"') and current is not None:
             current.append(ast.literal_eval(line))
     return entries
+
+
+def columns(text: str) -> int:
+    """How many terminal columns `text` takes: a wide or fullwidth character takes two (UAX #11)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def ljust(text: str, width: int) -> str:
+    """`text` padded with spaces to `width` terminal columns (str.ljust counts characters)."""
+    return text + " " * max(0, width - columns(text))

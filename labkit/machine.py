@@ -18,11 +18,10 @@ import resource
 import secrets
 import sys
 import time
-import unicodedata
 
 from labkit import budget, checks, labtable, limits, linux, procfs
 from labkit.adoption import REAP_TIMEOUT, orphans_fact
-from labkit.i18n import N_, _
+from labkit.i18n import N_, _, columns
 from labkit.probing import attempts as _attempts
 from labkit.probing import fact as _fact
 from labkit.probing import read_text as _read
@@ -51,11 +50,6 @@ LABELS = {
     "lab_mode": N_("Lab mode"),
     "observation": N_("Watching a lab"),
 }
-
-
-def columns(text: str) -> int:
-    """How many terminal columns `text` takes: a CJK character takes two (UAX #11)."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def label(name: str) -> str:

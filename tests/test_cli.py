@@ -13,7 +13,7 @@ import pytest
 from conftest import wait_until
 from support import child_env
 
-from labkit import cli, limits
+from labkit import cli, i18n, limits
 from labkit.lab import Lab
 from labkit.machine import doctor
 
@@ -61,6 +61,19 @@ def test_the_text_output_shows_a_timeline_and_explains_the_policy():
     assert "time (s)  zombie  sleeping/running  total" in done.stdout
     assert "5 zombies: the parent never called wait(2)" in done.stdout
     assert "collected 5 exit statuses" in done.stdout
+
+
+def test_the_text_output_speaks_chinese_when_run_from_the_chinese_notebooks_folder():
+    """Notebook 00 runs `python -m labkit orphans` from its own folder: notebooks/zh is Chinese."""
+    done = subprocess.run([sys.executable, "-m", "labkit", "orphans", "--children", "2"],
+                          env=labkit_env(), cwd=os.path.join(REPO, "notebooks", "zh"),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "由实验环境的 init" in done.stdout and "随时间发生了什么" in done.stdout
+    assert "were seen adopted" not in done.stdout and "What happened" not in done.stdout
+    header, first = done.stdout.splitlines()[3:5]
+    reaped_column = i18n.columns(header[:header.index("被实验环境")])
+    assert i18n.columns(first[:first.index(" s 时")]) - 4 == reaped_column  # "0.50" under it
 
 
 def test_orphans_are_adopted_and_reaped_by_the_lab_root():
