@@ -19,13 +19,17 @@ each is reaped: proc_flush_pid), then, timed from the signal to its last reap: o
 and waitpid(-1) until ECHILD. Nothing of Python runs per child but the wait; each child is a fork
 of a small interpreter that, once killed, unmaps what it inherited (exit_mmap) on whichever core
 is free. A lab's children are forks of its parents, which are such interpreters (labkit.parent).
+The same program in C (children that are forks of a process of a few pages), where a C compiler
+is there, shows what is the kernel's cost per process and what is the interpreter's size.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 from _common import SHORT, Row, median, ms, spread, timed
@@ -76,11 +80,67 @@ print(reaped, time.perf_counter() - start, flush=True)
 """
 
 
-def close_floor() -> float:
-    """Seconds from one killpg to the last reap of FLOOR_CHILDREN bare sleeping children."""
-    proc = subprocess.Popen([sys.executable, "-S", "-c", FLOOR, str(FLOOR_CHILDREN),
-                             str(LONG_LIFE)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+# FLOOR in C: the kernel's part alone (its children have a few pages each). pause(), not a sleep
+# of LONG_LIFE: the parent's stdin ending ends them, as for FLOOR.
+C_FLOOR = r"""
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/wait.h>
+
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]), reaped = 0;
+    pid_t *pids = calloc(n, sizeof(pid_t));
+    char path[64], buf[4096];
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid < 0) return 1;
+        if (pid == 0) { close(0); close(1); pause(); _exit(0); }
+        setpgid(pid, i ? pids[0] : pid);
+        pids[i] = pid;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *files[2] = {"/proc/%d/stat", "/proc/%d/task/%d/children"};
+        for (int f = 0; f < 2; f++) {
+            snprintf(path, sizeof path, files[f], pids[i], pids[i]);
+            int fd = open(path, O_RDONLY);
+            if (fd >= 0) { if (read(fd, buf, sizeof buf) < 0) return 1; close(fd); }
+        }
+    }
+    printf("ready\n");
+    fflush(stdout);
+    if (read(0, buf, sizeof buf) < 0) return 1;  /* a line, or EOF: either way, end them */
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    kill(-pids[0], SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0) reaped++;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    printf("%d %.9f\n", reaped, (double)(b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9);
+    return 0;
+}
+"""
+
+
+def build_c_floor(directory: str) -> list[str] | None:
+    """C_FLOOR compiled into `directory`, as a command line; None without a C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    source, binary = os.path.join(directory, "floor.c"), os.path.join(directory, "floor")
+    with open(source, "w") as f:
+        f.write(C_FLOOR)
+    done = subprocess.run([cc, "-O2", "-o", binary, source], capture_output=True)
+    return [binary, str(FLOOR_CHILDREN)] if done.returncode == 0 else None
+
+
+def close_floor(command: list[str] | None = None) -> float:
+    """Seconds from one killpg to the last reap of FLOOR_CHILDREN sleeping children of
+    `command` (FLOOR or C_FLOOR's)."""
+    command = command or [sys.executable, "-S", "-c", FLOOR, str(FLOOR_CHILDREN), str(LONG_LIFE)]
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONDONTWRITEBYTECODE="1"))
     with proc:  # closing its stdin kills the children, whatever happened here
         if proc.stdout.readline().strip() != "ready":
@@ -137,11 +197,16 @@ def run(reps: int, heavy_reps: int, modes: list[str]) -> list[Row]:
     full: dict[tuple[str, str], list[float]] = {(mode, kind): [] for mode, kind, _ in heavy}
     sizes = {}
     floor: list[float] = []
-    for _ in range(heavy_reps):
-        floor.append(close_floor())
-        for mode, kind, lifetime in heavy:
-            seconds, sizes[mode, kind] = close_full(mode, lifetime)
-            full[mode, kind].append(seconds)
+    c_floor: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="labkit-bench-") as tmp:
+        c_command = build_c_floor(tmp)
+        for _ in range(heavy_reps):
+            floor.append(close_floor())
+            if c_command is not None:
+                c_floor.append(close_floor(c_command))
+            for mode, kind, lifetime in heavy:
+                seconds, sizes[mode, kind] = close_full(mode, lifetime)
+                full[mode, kind].append(seconds)
 
     rows = []
     for mode in modes:
@@ -165,4 +230,9 @@ def run(reps: int, heavy_reps: int, modes: list[str]) -> list[Row]:
                         f"sleeping vs the floor: killpg + reap of {FLOOR_CHILDREN:,} bare "
                         "`python -S` forks", ms(median(runs)), ms(base), median(runs) / base,
                         "", None, spread(runs, floor)))
+    if c_floor:
+        rows.append(Row("3 lifecycle", f"context: the floor in C (killpg + reap of "
+                        f"{FLOOR_CHILDREN:,} forks of a C program) vs the floor in Python",
+                        ms(median(c_floor)), ms(median(floor)), median(c_floor) / median(floor),
+                        "", None, "the kernel's part alone: each child has a few pages"))
     return rows
