@@ -196,7 +196,7 @@ def write_parent_code(folder: str) -> str | None:
 
     A script given as source is compiled at each start (an imported module's .pyc is cached; a
     script's never is, and PYTHONDONTWRITEBYTECODE keeps even the modules' from disk): the
-    compiler's memory, 220 pages, stays touched in the parent, and fork copies its page table
+    compiler's memory, some 190 pages, stays touched in the parent, and fork copies its page table
     entries into every child, which unmaps them again when it dies. `python file.pyc` runs the
     code object without compiling (it checks the magic number; the header is importlib's).
     optimize=2: no docstrings in the parent's memory either.
