@@ -82,6 +82,7 @@ def parent(read_fd: int, write_fd: int, policy: str) -> list[str]:
 
 
 def parent_source() -> str:
+    """labkit/parent.py, the parent program's source (labkit.runtime compiles it for a lab)."""
     return os.path.join(PACKAGE_DIR, "labkit", "parent.py")
 
 

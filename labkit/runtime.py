@@ -187,7 +187,7 @@ class _Session:
             return ""
 
 
-_parent_pyc: list[bytes] = []  # labkit.parent compiled, once per kernel process
+_parent_pyc: dict[tuple[int, int], bytes] = {}  # labkit.parent compiled, by (mtime, size)
 
 
 def write_parent_code(folder: str) -> str | None:
@@ -201,17 +201,19 @@ def write_parent_code(folder: str) -> str | None:
     code object without compiling (it checks the magic number; the header is importlib's).
     optimize=2: no docstrings in the parent's memory either.
     """
+    source = programs.parent_source()
     try:
-        if not _parent_pyc:
-            with open(programs.parent_source(), "rb") as f:
-                source = f.read()
-            code = compile(source, programs.parent_source(), "exec", dont_inherit=True,
-                           optimize=2)
+        info = os.stat(source)
+        key = (info.st_mtime_ns, info.st_size)  # an edited source is compiled again
+        if key not in _parent_pyc:
+            with open(source, "rb") as f:
+                code = compile(f.read(), source, "exec", dont_inherit=True, optimize=2)
             header = importlib.util.MAGIC_NUMBER + bytes(12)  # flags, mtime, size: unused here
-            _parent_pyc.append(header + marshal.dumps(code))
+            _parent_pyc.clear()
+            _parent_pyc[key] = header + marshal.dumps(code)
         path = os.path.join(folder, "parent.pyc")
         with open(path, "wb") as f:
-            f.write(_parent_pyc[0])
+            f.write(_parent_pyc[key])
         return path
     except (OSError, SyntaxError):
         return None
