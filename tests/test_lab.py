@@ -507,10 +507,15 @@ def test_a_lab_parent_imports_only_the_standard_modules_it_uses():
 def test_a_lab_parent_runs_the_labs_compiled_copy_of_its_program(lab):
     """A script given as source is compiled at every start, and the compiler's memory stays
     touched in the parent and in each child it forks: the lab compiles labkit.parent once
-    into its folder, and its parents run that."""
+    into its folder, its parents run that, and it goes with the folder when the lab closes."""
+    from labkit import runtime
+
     parent = lab.parent(policy="none")
     kids = parent.fork(2, lifetime=60)
     program = psutil.Process(parent.pid).cmdline()[2]
-    assert program == os.path.join(lab._session.dir, "parent.pyc")
+    assert os.path.basename(program) == "parent.pyc"
+    assert os.path.basename(os.path.dirname(program)).startswith(runtime.RUNTIME_PREFIX)
     assert {psutil.Process(kid).ppid() for kid in kids} == {parent.pid}
     assert {psutil.Process(kid).name() for kid in kids} == {"lab-child"}
+    lab.close()
+    assert not os.path.exists(program)
