@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST_PROC_FD = "LABKIT_HOST_PROC_FD"  # set by labkit.unshare, for the lab inside only
+PARENT_CODE = "LABKIT_PARENT_CODE"    # set by labkit.runtime: labkit.parent, compiled, for one lab
 
 
 def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -27,6 +28,7 @@ def environment(env: Mapping[str, str] | None = None) -> dict[str, str]:
     HOST_PROC_FD, whose descriptor a new program does not inherit."""
     env = dict(os.environ if env is None else env)
     env.pop(HOST_PROC_FD, None)
+    env.pop(PARENT_CODE, None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_DIR, env.get("PYTHONPATH")]))
     return env
 
@@ -69,10 +71,19 @@ def agent(read_fd: int, write_fd: int) -> list[str]:
 
 
 def parent(read_fd: int, write_fd: int, policy: str) -> list[str]:
-    """A lab parent. -c, not -m: runpy would load more modules, and a parent's fork speed is
-    its memory (labkit.parent says why)."""
-    return bare_python("-c", "from labkit.parent import main; main()", str(read_fd),
-                       str(write_fd), policy)
+    """A lab parent, run as a file: neither -m (runpy) nor an import from the labkit package
+    (its __init__), which would load more modules, and a parent's fork speed and its children's
+    exit are its memory (labkit.parent says why). The file is the lab's compiled copy where the
+    lab wrote one (PARENT_CODE): a script given as source is compiled at every start, and the
+    compiler's memory stays touched in the parent and in every child it forks."""
+    code = os.environ.get(PARENT_CODE)
+    program = code if code and os.path.isfile(code) else parent_source()
+    return bare_python(program, str(read_fd), str(write_fd), policy)
+
+
+def parent_source() -> str:
+    """labkit/parent.py, the parent program's source (labkit.runtime compiles it for a lab)."""
+    return os.path.join(PACKAGE_DIR, "labkit", "parent.py")
 
 
 def actor(address: str, name: str) -> list[str]:

@@ -22,7 +22,9 @@ orphan, which is how the doctor measures PID 1), changing what the course shows.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import marshal
 import os
 import select
 import shutil
@@ -86,6 +88,10 @@ class _Session:
         self.root_pidfd: int | None = None
         self.events_path = os.path.join(self.dir, "events.jsonl")
         self.log_path = os.path.join(self.dir, "root.log")
+        env = programs.environment()
+        code = write_parent_code(self.dir)
+        if code is not None:
+            env[programs.PARENT_CODE] = code
         to_agent_r, to_agent_w = os.pipe()
         from_agent_r, from_agent_w = os.pipe()
         command = (_root_command(mode, reap, self.events_path, budget_options) + ["--"]
@@ -96,7 +102,7 @@ class _Session:
                 # rather than killing the root behind its back.
                 self.launcher = subprocess.Popen(
                     command, pass_fds=(to_agent_r, from_agent_w), stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=log, env=programs.environment(),
+                    stdout=log, stderr=log, env=env,
                     start_new_session=True)
         except BaseException:
             for fd in (to_agent_r, to_agent_w, from_agent_r, from_agent_w):
@@ -179,6 +185,38 @@ class _Session:
                 return f.read()
         except OSError:
             return ""
+
+
+_parent_pyc: dict[tuple[int, int], bytes] = {}  # labkit.parent compiled, by (mtime, size)
+
+
+def write_parent_code(folder: str) -> str | None:
+    """Write labkit.parent, compiled, as `folder`/parent.pyc for the lab's agent to run; its path,
+    or None if it cannot be (the parent then runs from its source).
+
+    A script given as source is compiled at each start (an imported module's .pyc is cached; a
+    script's never is, and PYTHONDONTWRITEBYTECODE keeps even the modules' from disk): the
+    compiler's memory, some 190 pages, stays touched in the parent, and fork copies its page table
+    entries into every child, which unmaps them again when it dies. `python file.pyc` runs the
+    code object without compiling (it checks the magic number; the header is importlib's).
+    optimize=2: no docstrings in the parent's memory either.
+    """
+    source = programs.parent_source()
+    try:
+        info = os.stat(source)
+        key = (info.st_mtime_ns, info.st_size)  # an edited source is compiled again
+        if key not in _parent_pyc:
+            with open(source, "rb") as f:
+                code = compile(f.read(), source, "exec", dont_inherit=True, optimize=2)
+            header = importlib.util.MAGIC_NUMBER + bytes(12)  # flags, mtime, size: unused here
+            _parent_pyc.clear()
+            _parent_pyc[key] = header + marshal.dumps(code)
+        path = os.path.join(folder, "parent.pyc")
+        with open(path, "wb") as f:
+            f.write(_parent_pyc[key])
+        return path
+    except (OSError, SyntaxError):
+        return None
 
 
 def _root_command(mode: str, reap: bool, events: str,

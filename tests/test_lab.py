@@ -476,3 +476,46 @@ def test_a_lab_closes_and_leaves_nothing_on_a_kernel_without_pidfds(monkeypatch,
         launcher = psutil.Process(lab.root_pid).parent()
     assert not any(alive(k) for k in kids) and not launcher.is_running()
     assert set(kids) <= {e.pid for e in lab.events}  # reaped by the drain at close
+
+
+def test_a_lab_parent_imports_only_the_standard_modules_it_uses():
+    """Every child of a parent inherits the parent's touched pages and unmaps them when it dies:
+    a parent that imported the labkit package (importlib) and the signal module (enum and a
+    dozen more) gave each of a closing lab's thousands of children hundreds of pages more to
+    tear down. The parent program, started as the agent starts it, imports neither."""
+    from labkit import programs
+
+    down_r, down_w = os.pipe()
+    up_r, up_w = os.pipe()
+    argv = programs.parent(down_r, up_w, "sigchld")
+    argv[1:1] = ["-X", "importtime"]  # every import, one line each on stderr
+    with subprocess.Popen(argv, pass_fds=(down_r, up_w), stderr=subprocess.PIPE,
+                          env=programs.environment()) as proc:
+        os.close(down_r)
+        os.close(up_w)
+        hello = os.read(up_r, 100)
+        os.write(down_w, b"exit\n")
+        err = proc.communicate(timeout=30)[1].decode()
+    os.close(up_r)
+    os.close(down_w)
+    assert hello.startswith(b"hello ") and proc.returncode == 0, err
+    imported = {line.split("|")[-1].strip() for line in err.splitlines() if "|" in line}
+    assert {"os", "select"} <= imported  # what it uses is seen in the list
+    assert not imported & {"labkit", "signal", "enum", "importlib", "functools"}, imported
+
+
+def test_a_lab_parent_runs_the_labs_compiled_copy_of_its_program(lab):
+    """A script given as source is compiled at every start, and the compiler's memory stays
+    touched in the parent and in each child it forks: the lab compiles labkit.parent once
+    into its folder, its parents run that, and it goes with the folder when the lab closes."""
+    from labkit import runtime
+
+    parent = lab.parent(policy="none")
+    kids = parent.fork(2, lifetime=60)
+    program = psutil.Process(parent.pid).cmdline()[2]
+    assert os.path.basename(program) == "parent.pyc"
+    assert os.path.basename(os.path.dirname(program)).startswith(runtime.RUNTIME_PREFIX)
+    assert {psutil.Process(kid).ppid() for kid in kids} == {parent.pid}
+    assert {psutil.Process(kid).name() for kid in kids} == {"lab-child"}
+    lab.close()
+    assert not os.path.exists(program)
