@@ -19,7 +19,7 @@ import time
 import psutil
 import pytest
 
-from labkit import linux
+from labkit import i18n, linux
 
 # The seed's C pause, the maintainers' reference, kept beside the repository (never in it).
 REFERENCE_C = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -133,3 +133,13 @@ def pause_c(tmp_path_factory) -> str:
     if built.returncode != 0:
         pytest.fail(f"cc could not build {REFERENCE_C}:\n{built.stderr}")
     return str(binary)
+
+
+@pytest.fixture
+def english(monkeypatch, tmp_path):
+    """A process with no language set (labkit.i18n): no LABKIT_LANG, no Jupyter session, an
+    English folder. Returns monkeypatch, for tests that then set one."""
+    monkeypatch.delenv(i18n.ENV, raising=False)
+    monkeypatch.delenv(i18n.SESSION_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return monkeypatch

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -128,3 +129,15 @@ class JupyterServer:
     def log(self) -> str:
         with open(self.log_path, errors="replace") as f:
             return f.read()[-4000:]
+
+
+# Three English words in a row: a sentence of labkit's English. The Chinese keeps man page
+# names, code and the kernel's names (waitpid(2), kernel/exit.c find_new_reaper, RLIMIT_NPROC),
+# never three plain English words together.
+ENGLISH_RUN = re.compile(r"\b[A-Za-z]{2,}(?: [A-Za-z]{2,}\b){2,}")
+CHINESE = re.compile(r"[\u4e00-\u9fff]")
+
+
+def english_in(text: str) -> list[str]:
+    """The runs of three or more English words in `text` (none in a translated message)."""
+    return ENGLISH_RUN.findall(text)

@@ -13,35 +13,18 @@ import sys
 import nbformat
 import pytest
 from support import execute
+from test_exercises import ONCE, RIGHT_BODY  # the handlers the English tests judge
 
 from labkit import actions, exercises, i18n
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ZH_FOLDER = os.path.join(REPO, "notebooks", "zh")
 WHO = "ada"
-ONCE = """
-def on_sigchld(signum, frame):
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        pass
-"""
-RIGHT = """
-while True:
-    try:
-        if os.waitpid(-1, os.WNOHANG)[0] == 0:
-            return
-    except ChildProcessError:
-        return
-"""
 
 
 @pytest.fixture(autouse=True)
-def english_by_default(monkeypatch, tmp_path):
+def english_by_default(english):
     """No language from the environment: what is not under use("zh") is in an English folder."""
-    monkeypatch.delenv(i18n.ENV, raising=False)
-    monkeypatch.delenv(i18n.SESSION_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
 
 
 def english_sentences() -> list[str]:
@@ -188,7 +171,7 @@ def test_check_reaper_in_chinese_on_real_processes():
             "它每个信号只调用一次 waitpid，但信号会合并", "个子进程同时退出")
     assert en.problems[0].startswith(f"{en.facts['storm_zombies']:,} of the 1,000 children "
                                      "remain zombies after the storm: your handler ran")
-    zh, en = both(exercises.check_reaper, RIGHT)
+    zh, en = both(exercises.check_reaper, RIGHT_BODY)
     assert str(zh).startswith("SIGCHLD 回收处理函数：正确（correct）（1,000 个子进程同时退出；"
                               "剩下 0 个僵尸进程")
     assert str(en).startswith("SIGCHLD reaper: correct (1,000 children exited at once; "

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from support import english_in
 
 from labkit import capstone, dashboard_text, errors, i18n, lessons
 
@@ -24,22 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 SOLUTIONS = REPO / "tests" / "capstone_solutions"
 NOT_COMPILING = "import os\nwhile True\n    pass\n"
 
-# Three English words in a row: a sentence of the English feedback. The Chinese keeps man page
-# names, code and the kernel's names (waitpid(2), kernel/exit.c find_new_reaper, `docker stop`),
-# never three plain English words together.
-ENGLISH_RUN = re.compile(r"\b[A-Za-z]{2,}(?: [A-Za-z]{2,}\b){2,}")
 
 
-def english_in(text: str) -> list[str]:
-    return ENGLISH_RUN.findall(text)
 
-
-@pytest.fixture
-def english(monkeypatch, tmp_path):
-    """A process with no language set: no LABKIT_LANG, no Jupyter session, an English folder."""
-    monkeypatch.delenv(i18n.ENV, raising=False)
-    monkeypatch.delenv(i18n.SESSION_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
 
 
 def test_the_english_detector_finds_an_english_sentence_and_passes_the_chinese():

@@ -6,10 +6,10 @@ The PID budget first, on a real lab: what enforces it, and the kernel's refusal 
 from __future__ import annotations
 
 import io
-import re
 from contextlib import redirect_stdout
 
 import pytest
+from support import CHINESE, english_in
 
 import labkit
 from labkit import adoption, budget, container, exhaustion, i18n, podtour, probing, recorded
@@ -17,22 +17,9 @@ from labkit.errors import NamespaceUnavailable
 
 pytestmark = pytest.mark.user  # learners read these lines as uid 1000 (Binder, a hub)
 
-# Three English words in a row: a sentence of the English text. The Chinese keeps man page names,
-# code and the kernel's names (fork(2), RLIMIT_NPROC, pids.max), never three plain words together.
-ENGLISH_RUN = re.compile(r"\b[A-Za-z]{2,}(?: [A-Za-z]{2,}\b){2,}")
-CHINESE = re.compile(r"[\u4e00-\u9fff]")
 
 
-def english_in(text: str) -> list[str]:
-    return ENGLISH_RUN.findall(text)
 
-
-@pytest.fixture
-def english(monkeypatch, tmp_path):
-    """A process with no language set: no LABKIT_LANG, no Jupyter session, an English folder."""
-    monkeypatch.delenv(i18n.ENV, raising=False)
-    monkeypatch.delenv(i18n.SESSION_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
 
 
 # --- the PID budget (notebook 07) ------------------------------------------------------------

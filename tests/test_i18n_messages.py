@@ -18,15 +18,6 @@ sys.path.insert(0, os.path.join(REPO, "tools"))
 import i18n_messages  # noqa: E402
 
 
-@pytest.fixture
-def english_env(monkeypatch, tmp_path):
-    """A process with no language set: no LABKIT_LANG, no Jupyter session, an English folder."""
-    monkeypatch.delenv(i18n.ENV, raising=False)
-    monkeypatch.delenv(i18n.SESSION_ENV, raising=False)
-    monkeypatch.chdir(tmp_path)
-    return monkeypatch
-
-
 def test_every_labkit_message_has_a_current_chinese_translation():
     assert i18n_messages.problems() == []
 
@@ -39,26 +30,26 @@ def test_extract_changes_nothing_when_the_catalogues_are_current(tmp_path):
 
 @pytest.mark.parametrize("folder,lang", [("notebooks/zh", "zh"), ("autograded/ann/08-exercises-zh",
                                           "zh"), ("notebooks", "en"), ("zh-notes", "en")])
-def test_the_language_follows_the_notebooks_folder(english_env, tmp_path, folder, lang):
+def test_the_language_follows_the_notebooks_folder(english, tmp_path, folder, lang):
     (tmp_path / folder).mkdir(parents=True)
-    english_env.chdir(tmp_path / folder)
+    english.chdir(tmp_path / folder)
     assert i18n.language() == lang
 
 
-def test_a_jupyter_session_names_the_notebook_whatever_the_kernels_folder(english_env, tmp_path):
-    english_env.setenv(i18n.SESSION_ENV, "/srv/course/notebooks/zh/02-zombies.ipynb")
+def test_a_jupyter_session_names_the_notebook_whatever_the_kernels_folder(english, tmp_path):
+    english.setenv(i18n.SESSION_ENV, "/srv/course/notebooks/zh/02-zombies.ipynb")
     assert i18n.language() == "zh"
-    english_env.chdir(tmp_path)
-    english_env.setenv(i18n.SESSION_ENV, "/srv/course/notebooks/02-zombies.ipynb")
+    english.chdir(tmp_path)
+    english.setenv(i18n.SESSION_ENV, "/srv/course/notebooks/02-zombies.ipynb")
     (tmp_path / "zh").mkdir()
-    english_env.chdir(tmp_path / "zh")
+    english.chdir(tmp_path / "zh")
     assert i18n.language() == "en"
 
 
-def test_labkit_lang_overrides_the_folder_and_use_overrides_both(english_env, tmp_path):
+def test_labkit_lang_overrides_the_folder_and_use_overrides_both(english, tmp_path):
     (tmp_path / "zh").mkdir()
-    english_env.chdir(tmp_path / "zh")
-    english_env.setenv(i18n.ENV, "en")
+    english.chdir(tmp_path / "zh")
+    english.setenv(i18n.ENV, "en")
     assert i18n.language() == "en"
     with i18n.use("zh"):
         assert i18n.language() == "zh"
@@ -71,14 +62,14 @@ def test_use_refuses_a_language_it_does_not_speak():
             pass
 
 
-def test_a_refusal_is_in_chinese_in_a_chinese_notebook_and_english_elsewhere(english_env):
+def test_a_refusal_is_in_chinese_in_a_chinese_notebook_and_english_elsewhere(english):
     with pytest.raises(ValueError, match="n must be at least 1, not 0"):
         checks.count(0, "n", low=1)
     with i18n.use("zh"), pytest.raises(ValueError, match="n 至少为 1，而不是 0"):
         checks.count(0, "n", low=1)
 
 
-def test_an_untranslated_message_falls_back_to_the_english(english_env):
+def test_an_untranslated_message_falls_back_to_the_english(english):
     with i18n.use("zh"):
         assert i18n._("no catalogue has this sentence") == "no catalogue has this sentence"
 
