@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from labkit import checks
 from labkit.action_runner import ANSWER_TIMEOUT, SETTLE_TIMEOUT, Run, Step, run
-from labkit.i18n import N_, _, language, use
+from labkit.i18n import N_, _, language
 from labkit.observe import ZOMBIE
 from labkit.script import (
     ADOPTION_RULE,
@@ -53,6 +53,7 @@ from labkit.script import (
     render,
     script_of,
 )
+from labkit.verdict import Verdict
 
 __all__ = ["ADOPTION_RULE", "ANSWER_TIMEOUT", "FIRST", "INIT", "MAX_ACTIONS", "NAMES",
            "SETTLE_TIMEOUT", "Action", "Feedback", "Question", "Run", "ScriptError", "Step",
@@ -63,7 +64,7 @@ __all__ = ["ADOPTION_RULE", "ANSWER_TIMEOUT", "FIRST", "INIT", "MAX_ACTIONS", "N
 
 
 @dataclass
-class Feedback:
+class Feedback(Verdict):
     """What was wrong with a prediction, one line per problem; str() is "correct" if nothing."""
 
     problems: list[str]
@@ -72,18 +73,10 @@ class Feedback:
     # The language its problems were written in: str() says the verdict in the same one.
     lang: str = field(default_factory=language, repr=False, compare=False)
 
-    @property
-    def correct(self) -> bool:
-        return not self.problems
-
-    def __bool__(self) -> bool:
-        return self.correct
-
-    def __str__(self) -> str:
-        with use(self.lang):
-            if self.correct:
-                return _("correct")
-            return _("not quite:") + "\n" + "\n".join(f"- {p}" for p in self.problems)
+    def _text(self) -> str:
+        if self.correct:
+            return _("correct")
+        return _("not quite:") + "\n" + "\n".join(f"- {p}" for p in self.problems)
 
 
 _ZOMBIE_WORDS = {"zombie", "z", "defunct", "exited"}

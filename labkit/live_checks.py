@@ -29,7 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from labkit import checks, limits, procfs, programs
-from labkit.i18n import _, language, use
+from labkit.i18n import _, language
+from labkit.verdict import Verdict
 
 STORM = 1000             # children in the reaper's storm
 HANDLER_NAME = "on_sigchld"
@@ -44,7 +45,7 @@ RESULT_TAG = "REAPER-RESULT "
 
 
 @dataclass
-class Result:
+class Result(Verdict):
     """The outcome of a check: `problems` (empty when right), and what was measured."""
 
     exercise: str
@@ -53,17 +54,6 @@ class Result:
     facts: dict = field(default_factory=dict)
     # The language its problems were written in: str() says the verdict in the same one.
     lang: str = field(default_factory=language, repr=False, compare=False)
-
-    @property
-    def correct(self) -> bool:
-        return not self.problems
-
-    def __bool__(self) -> bool:
-        return self.correct
-
-    def __str__(self) -> str:
-        with use(self.lang):
-            return self._text()
 
     def _text(self) -> str:
         # Whole lines, not fragments: a translation may order the title, verdict and measure.
