@@ -241,23 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     return serve(init)
 
 
-def exit_now(code: int) -> None:
-    """Exit with `code` at once, as pause.c's exit(0) does: no interpreter teardown.
-
-    Finalising the interpreter (freeing every object, module by module) takes 5-10 ms and more
-    on a busy machine: it was nearly all of our stop latency, SIGTERM to exit, against pause.c's
-    0.5 ms (bench/bench_inits.py). The kernel frees all of it at once. What the interpreter would
-    still do for us is flush the standard streams, and that is done here; we register no atexit
-    handler. A stream that cannot be flushed (a closed pipe) costs its output, not the exit.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
-
-
 # --- the lab's options -------------------------------------------------------------------------
 
 class Options:
@@ -456,4 +439,4 @@ def kill_descendant(pid: int, family: set[int]) -> bool:
 
 
 if __name__ == "__main__":
-    exit_now(main())
+    linux.exit_now(main())

@@ -185,17 +185,5 @@ def wait_for(pid: int) -> int:
     return code if code >= 0 else 128 - code
 
 
-def exit_now(code: int) -> None:
-    """Exit with `code` without the interpreter's teardown (5-10 ms, as labkit.pause.exit_now
-    measured): a lab's close waits for this process, the namespace's launcher. We hold nothing
-    the kernel does not free but the standard streams, flushed here."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
-
-
 if __name__ == "__main__":
-    exit_now(main())
+    linux.exit_now(main())  # a lab's close waits for this launcher to exit
