@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from labkit import checks, linux
 from labkit.errors import AgentError, ForkRefused, ParentGoneError
+from labkit.i18n import _
 
 if TYPE_CHECKING:
     from labkit.lab import Lab
@@ -28,9 +29,9 @@ def _refusal(reply: dict, created: list[int], lab: Lab | None = None, what: str 
     if reply.get("errno") is not None:
         advice = lab._budget_advice(reply["errno"], exiting) if lab is not None else None
         return ForkRefused(reply["errno"], reply["error"], created, what + (
-            advice or "Zombies and live processes hold PIDs: reap them or let their parent "
-                      "exit, then try again"))
-    return AgentError(reply.get("error", "the lab's agent refused the request"))
+            advice or _("Zombies and live processes hold PIDs: reap them or let their parent "
+                        "exit, then try again")))
+    return AgentError(reply.get("error", _("the lab's agent refused the request")))
 
 
 class Parent:
@@ -45,8 +46,8 @@ class Parent:
     def _check(self) -> None:
         self._lab._check_open()
         if not self.alive:
-            raise ParentGoneError(f"parent {self.pid} has exited; make a new one with "
-                                  "lab.parent()")
+            raise ParentGoneError(_("parent {pid} has exited; make a new one with lab.parent()")
+                                  .format(pid=self.pid))
 
     def fork(self, n: int = 1, lifetime: float = 0.0) -> list[int]:
         """Fork n children that each exit after `lifetime` seconds; returns their PIDs."""

@@ -37,6 +37,7 @@ from labkit.errors import (
     NamespaceUnavailable,
 )
 from labkit.handles import MAX_LIFETIME, Parent, _refusal
+from labkit.i18n import _
 from labkit.labtable import LabTable
 from labkit.observe import (
     Recorder,
@@ -89,7 +90,8 @@ class Lab:
         mode = checks.choice(mode, "mode", MODES)
         ceiling, why = limits.ceiling()
         self.max_procs = checks.count(max_procs, "max_procs", low=limits.MIN_PROCS,
-                                      high=ceiling, why_high=f"on this machine now: {why}")
+                                      high=ceiling,
+                                      why_high=_("on this machine now: {why}").format(why=why))
         self.reap = checks.flag(reap, "reap")
         self.pid_limit = None if pid_limit is None else budget.check_limit(pid_limit,
                                                                            self.max_procs)
@@ -150,17 +152,19 @@ class Lab:
         log = self._session.root_log().strip()
         self._finalizer()
         if mode == "pid-namespace" and code in unshare.REFUSED:
-            said = log.splitlines()[-1] if log else f"labkit.unshare exited with status {code}"
-            raise NamespaceUnavailable(
-                f"a PID-namespace lab is not possible here: {said}. What still "
-                "works: Lab(mode='subreaper'), where the lab root adopts orphans as a child "
-                "subreaper (prctl(2) PR_SET_CHILD_SUBREAPER)")
+            said = log.splitlines()[-1] if log else _(
+                "labkit.unshare exited with status {code}").format(code=code)
+            raise NamespaceUnavailable(_(
+                "a PID-namespace lab is not possible here: {said}. What still works: "
+                "Lab(mode='subreaper'), where the lab root adopts orphans as a child subreaper "
+                "(prctl(2) PR_SET_CHILD_SUBREAPER)").format(said=said))
         if code == budget.ROOT_REFUSED and self.budget is not None:
-            raise BudgetUnavailable(f"the lab root could not enter its PID budget "
-                                    f"({self.budget.mechanism}): {log}")
-        why = (f"its root exited with status {code}" if code is not None else
-               f"it did not start within {START_TIMEOUT:g} s")
-        raise AgentError(f"the lab could not start: {why}; its root said: {log or '(nothing)'}")
+            raise BudgetUnavailable(_("the lab root could not enter its PID budget ({mechanism}): "
+                                      "{log}").format(mechanism=self.budget.mechanism, log=log))
+        why = (_("its root exited with status {code}").format(code=code) if code is not None else
+               _("it did not start within {seconds:g} s").format(seconds=START_TIMEOUT))
+        raise AgentError(_("the lab could not start: {why}; its root said: {log}").format(
+            why=why, log=log or _("(nothing)")))
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -178,26 +182,28 @@ class Lab:
                 while True:
                     reply = channel.receive(max(0.0, deadline - time.monotonic()))
                     if reply is None:
-                        raise AgentError(self._died("the lab's agent"))
+                        raise AgentError(self._died())
                     if reply.get("id") == message["id"]:
                         return reply
             except TimeoutError:
-                raise AgentError(f"the lab's agent did not answer within {timeout:g} s "
-                                 f"(request {message['op']!r})") from None
+                raise AgentError(_("the lab's agent did not answer within {seconds:g} s "
+                                   "(request {op!r})").format(seconds=timeout, op=message["op"])
+                                 ) from None
             except BrokenPipeError:
-                raise AgentError(self._died("the lab's agent")) from None
+                raise AgentError(self._died()) from None
 
-    def _died(self, who: str) -> str:
+    def _died(self) -> str:
         code = self._session.launcher.poll()
         if code is None:
-            return f"{who} ended unexpectedly; close the lab and start a new one"
-        return (f"{who} ended: the lab root exited with status {code}; close the lab and start "
-                f"a new one. Root's log: {self._session.root_log().strip()}")
+            return _("the lab's agent ended unexpectedly; close the lab and start a new one")
+        return _("the lab's agent ended: the lab root exited with status {code}; close the lab "
+                 "and start a new one. Root's log: {log}").format(
+                     code=code, log=self._session.root_log().strip())
 
     def _check_open(self) -> None:
         if self._session.closed:
-            raise LabClosedError("this lab is closed: its processes are gone. "
-                                 "Start a new one with labkit.Lab()")
+            raise LabClosedError(_("this lab is closed: its processes are gone. Start a new "
+                                   "one with labkit.Lab()"))
 
     def _note(self, label: str) -> None:
         self._actions.append((time.monotonic(), label))
@@ -206,10 +212,11 @@ class Lab:
         """Refuse a request that would take the lab past max_procs, before anything forks."""
         have = count_lab(self.root_pid, self._reader)
         if have + n > self.max_procs:
-            raise CapacityError(
-                f"this lab has {have} processes (zombies included) and max_procs={self.max_procs}:"
-                f" {n} more would not fit. Reap the zombies, let a parent exit, or start a lab "
-                f"with a larger max_procs (up to {limits.ceiling()[0]} on this machine)")
+            raise CapacityError(_(
+                "this lab has {have} processes (zombies included) and max_procs={max_procs}: {n} "
+                "more would not fit. Reap the zombies, let a parent exit, or start a lab with a "
+                "larger max_procs (up to {most} on this machine)").format(
+                    have=have, max_procs=self.max_procs, n=n, most=limits.ceiling()[0]))
 
     def _budget_advice(self, err: int, exiting: Sequence[int] = ()) -> str | None:
         """What a fork refused with `err` means under the lab's PID budget (None: no budget).
@@ -236,7 +243,7 @@ class Lab:
             if not reply["ok"]:
                 if reply.get("errno") is not None:
                     self._note(f"parent refused ({linux.errno_name(reply['errno'])})")
-                raise _refusal(reply, [], self, "No new parent could be started. ")
+                raise _refusal(reply, [], self, _("No new parent could be started. "))
             proc = Parent(self, reply["pid"], policy)
             self._parents[proc.pid] = proc
             self._host_pid[reply["ns_pid"]] = proc.pid
@@ -260,7 +267,8 @@ class Lab:
         Unix socket at `address` and says hello there. AgentError if it could not start."""
         reply = self._request({"op": "actor", "address": address, "name": name})
         if not reply["ok"]:
-            raise AgentError(f"the actor {name} could not be started: {reply.get('error')}")
+            raise AgentError(_("the actor {name} could not be started: {error}").format(
+                name=name, error=reply.get("error")))
 
     def know_pid(self, ns_pid: int, host_pid: int) -> None:
         """Record that the lab's PID `ns_pid` is `host_pid` on the host, so lab.events names a
@@ -289,8 +297,8 @@ class Lab:
             pid = checks.count(pid, "pid", low=1)
         zombies = [z for z in self.snapshot().zombies if pid is None or z.pid == pid]
         if not zombies:
-            raise LabError("there is no zombie to kill right now" if pid is None else
-                           f"PID {pid} is not a zombie of this lab")
+            raise LabError(_("there is no zombie to kill right now") if pid is None else
+                           _("PID {pid} is not a zombie of this lab").format(pid=pid))
         z = zombies[0]
         sent = procfs.kill(z.pid, signal.SIGKILL,
                            lambda stat: stat.state == "Z" and stat.ppid == z.ppid)
@@ -311,7 +319,8 @@ class Lab:
             if predicate(snap):
                 return snap
             if time.monotonic() > deadline:
-                raise TimeoutError(f"not reached within {timeout:g} s; the lab now: {snap}")
+                raise TimeoutError(_("not reached within {seconds:g} s; the lab now: {snap}")
+                                   .format(seconds=timeout, snap=snap))
             time.sleep(interval)
 
     def record(self, interval: float = 0.1) -> Recorder:

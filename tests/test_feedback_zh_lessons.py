@@ -192,3 +192,22 @@ def test_the_reason_for_the_largest_lab_is_said_in_the_notebooks_language():
     with i18n.use("zh"):
         reason = limits.ceiling()[1]
     assert "的一半" in reason and "half" not in reason
+
+
+def test_the_labs_own_refusals_are_in_chinese_and_unchanged_in_english(english):
+    from labkit import limits
+    from labkit.errors import CapacityError, LabClosedError, LabError, ParentGoneError
+    with i18n.use("zh"), labkit.Lab(mode="subreaper", max_procs=limits.MIN_PROCS) as lab:
+        with pytest.raises(LabError, match="现在没有可以 kill 的僵尸进程"):
+            lab.kill_zombie()
+        parent = lab.parent("none")
+        with pytest.raises(CapacityError, match="再多 .* 个就放不下了") as refused:
+            parent.fork(limits.MIN_PROCS)
+        assert not english_in(str(refused.value).replace("max_procs", "")), refused.value
+        parent.exit()
+        with pytest.raises(ParentGoneError, match=f"父进程 {parent.pid} 已经退出"):
+            parent.fork(1)
+    with i18n.use("zh"), pytest.raises(LabClosedError, match="这个实验环境已经关闭"):
+        lab.parent("none")
+    with pytest.raises(LabClosedError, match="this lab is closed: its processes are gone"):
+        lab.parent("none")
