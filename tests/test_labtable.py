@@ -3,12 +3,15 @@ follow() learns changes from pidfds and the PIDs handed out, agreeing with a ful
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
+from conftest import reap_adopted, wait_until
 
 import labkit
 from labkit import labtable, observe
@@ -22,25 +25,38 @@ def mode(request) -> str:
     return request.param
 
 
+@contextlib.contextmanager
+def program_group(code: str) -> Iterator[subprocess.Popen]:
+    """A Python program in a process group (and session) of its own, once it has printed its
+    first line ('ready'); the whole group is killed, and what it leaves is reaped, on exit."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        yield proc
+    finally:
+        members = procfs_children(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        wait_until(lambda: not reap_adopted() and not any(os.path.exists(f"/proc/{p}")
+                                                          for p in members), 10)
+
+
+def procfs_children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
 @pytest.fixture
 def unrelated():
     """200 sleeping processes that are no part of any lab, in their own process group."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import os, signal\n"
-         "for _ in range(199):\n"
-         "    if os.fork() == 0:\n"
-         "        signal.pause()\n"
-         "print('ready', flush=True)\n"
-         "signal.pause()"], stdout=subprocess.PIPE, start_new_session=True)
-    assert proc.stdout.readline() == b"ready\n"
-    pids = {proc.pid, *(int(p) for p in open(f"/proc/{proc.pid}/task/{proc.pid}/children")
-                           .read().split())}
-    yield pids
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    from conftest import reap_adopted, wait_until
-    wait_until(lambda: not reap_adopted() and not any(os.path.exists(f"/proc/{p}")
-                                                      for p in pids), 10)
+    with program_group("import os, signal\n"
+                       "for _ in range(199):\n"
+                       "    if os.fork() == 0:\n"
+                       "        signal.pause()\n"
+                       "print('ready', flush=True)\n"
+                       "signal.pause()") as proc:
+        yield {proc.pid, *procfs_children(proc.pid)}
 
 
 def lab_from_full_read(root: int) -> dict[int, tuple[int, str, str]]:
@@ -138,23 +154,19 @@ def test_follow_sees_zombies_reaped_even_where_pidfds_do_not_report_reaping(monk
 def test_children_forked_by_a_second_thread_are_found():
     """A children file lists what one thread forked (proc(5)); a thread that forks is common
     in Python (a worker thread running subprocess)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess, sys, threading, signal\n"
-         "def work():\n"
-         "    subprocess.Popen(['sleep', '60'])\n"
-         "    print('forked', flush=True)\n"
-         "threading.Thread(target=work).start()\n"
-         "signal.pause()"], stdout=subprocess.PIPE, start_new_session=True)
     table = LabTable()
     try:
-        assert proc.stdout.readline() == b"forked\n"
-        found = table.read(proc.pid)
-        assert set(found) == set(lab_from_full_read(proc.pid))
-        assert len(found) == 2 and any(comm == "sleep" for _, _, comm in found.values())
+        with program_group("import subprocess, sys, threading, signal\n"
+                           "def work():\n"
+                           "    subprocess.Popen(['sleep', '60'])\n"
+                           "    print('ready', flush=True)\n"
+                           "threading.Thread(target=work).start()\n"
+                           "signal.pause()") as proc:
+            found = table.read(proc.pid)
+            assert set(found) == set(lab_from_full_read(proc.pid))
+            assert len(found) == 2 and any(comm == "sleep" for _, _, comm in found.values())
     finally:
         table.close()
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def test_without_children_files_a_lab_is_found_by_reading_every_process(monkeypatch, mode):
