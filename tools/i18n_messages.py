@@ -22,6 +22,7 @@ import string
 import sys
 
 import polib
+from i18n import load, new_catalogue  # tools/i18n.py: the notebooks' catalogues
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(REPO, "labkit")
@@ -70,12 +71,8 @@ def extract(lang: str = LANG, package: str = PACKAGE) -> list[str]:
     written = []
     for module, listed in modules(package).items():
         path = catalogue_path(module, lang, package)
-        old = polib.pofile(path, wrapwidth=100) if os.path.exists(path) else None
-        kept = {e.msgid: e for e in old if not e.obsolete} if old else {}
-        po = polib.POFile(wrapwidth=100)
-        po.metadata = {"Project-Id-Version": "zombie-lab", "Language": "zh_CN",
-                       "MIME-Version": "1.0", "Content-Type": "text/plain; charset=UTF-8",
-                       "Content-Transfer-Encoding": "8bit"}
+        kept = {e.msgid: e for e in load(path) if not e.obsolete}
+        po = new_catalogue()
         for msgid, _line in listed:
             entry = kept.pop(msgid, None) or polib.POEntry(msgid=msgid, msgstr="")
             # The file only: line numbers would change the catalogue at every edit of the module.
